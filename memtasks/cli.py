@@ -42,7 +42,7 @@ class Failure(click.ClickException):
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    err.print(f"[yellow]Warning:[/] {message}")
+    err.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)
 
 
 class _Group(click.Group):
@@ -278,11 +278,13 @@ def generate_cmd(task_id: str, kwargs: tuple[str, ...], path: Path, force: bool,
         click.echo(json.dumps(result, indent=2))
         return
     table = Table(title=f"{task.spec.id} -> {path} ({format_bytes(result['bytes'])})", title_justify="left")
-    for col in ("split", "examples", "x", "y", "fingerprint"):
+    for col in ("split", "examples", "x", "y"):
         table.add_column(col)
     for d in (task.train, task.test):
-        table.add_row(d.split, str(len(d)), f"{d.x.dtype} {d.x.shape}", f"{d.y.dtype} {d.y.shape}", d.fingerprint)
+        table.add_row(d.split, str(len(d)), f"{d.x.dtype} {d.x.shape}", f"{d.y.dtype} {d.y.shape}")
     out.print(table)
+    for d in (task.train, task.test):
+        out.print(f"{d.split} fingerprint: {d.fingerprint}", soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -148,6 +148,7 @@ def parse_overrides(
 
     With a parameter schema each value is parsed by its declared type; without one (a third-party
     task with a plain function entry point) a Python literal is tried, else the string is kept.
+    Unknown keys pass through: ``make`` rejects them, listing the valid ones.
     """
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -155,13 +156,9 @@ def parse_overrides(
         key = key.strip()
         if not sep or not key:
             raise InvalidKwargError(f"{owner}: expected key=value, got {pair!r}")
-        if params is not None:
-            if key not in params:
-                raise InvalidKwargError(
-                    f"{owner}: unknown kwarg {key}; valid kwargs are {', '.join(params)}"
-                )
+        if params is not None and key in params:
             out[key] = params[key].parse(text, owner)
-        else:
+        else:  # no schema, or an unknown key that the task itself will reject with a precise hint
             try:
                 out[key] = ast.literal_eval(text)
             except (ValueError, SyntaxError):
