@@ -83,12 +83,18 @@ def achievable_ceiling(data: TaskData) -> Ceiling:
         return Ceiling(n_scored=0, n_contexts=0, n_ambiguous=0, mse_floor=nan, variance=nan, r2=nan)
     group = np.zeros(n, dtype=np.int64)
     vocab = layout.token_vocab
-    n_contexts = n_ambiguous = 0
-    correct = 0
-    sse = total = total_sq = 0.0
+    n_contexts = n_ambiguous = correct = 0
+    sse = 0.0
     for step in range(layout.length):
         tokens, values = layout.assemble(x, y, step, step + 1)
         group = _refine(group, tokens, values, vocab)
+        if group.max() + 1 == n:
+            # Every example now has a context of its own and contexts only ever split further:
+            # each remaining scored target is fitted exactly, in a context of its own.
+            remaining = int((layout.y_index[step:] >= 0).sum())
+            correct += n * remaining
+            n_contexts += n * remaining
+            break
         j = int(layout.y_index[step])
         if j < 0:
             continue
@@ -111,16 +117,13 @@ def achievable_ceiling(data: TaskData) -> Ceiling:
                 sq_dev += np.bincount(group, weights=(t[:, d] - mean[group]) ** 2, minlength=len(sizes))
             sse += float(sq_dev.sum())
             n_ambiguous += int(sizes[sq_dev > 0].sum())
-            total += float(t.sum())
-            total_sq += float((t * t).sum())
     n_targets = n * layout.target_len
     if layout.y_type == "cat":
         accuracy = correct / n_targets
         return Ceiling(n_scored=n_targets, n_contexts=n_contexts, n_ambiguous=n_ambiguous,
                        accuracy=accuracy, bits=n_targets * bits_categorical(accuracy, layout.out_size))
     n_scalars = n_targets * layout.out_size
-    mean = total / n_scalars
-    variance = max(total_sq / n_scalars - mean * mean, 0.0)
+    variance = float(y.astype(np.float64).var())  # every stored target step is scored
     floor = sse / n_scalars
     return Ceiling(n_scored=n_targets, n_contexts=n_contexts, n_ambiguous=n_ambiguous,
                    mse_floor=floor, variance=variance, r2=r2_score(floor, variance),

@@ -174,34 +174,11 @@ class Layout:
     # ----- assembly ----------------------------------------------------------------------------
     def x_stream(self, x: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
         """The input stream of steps [start, stop): int64 tokens (n, w) or float32 values (n, w, F)."""
-        idx = self.x_index[start:stop]
-        blank = idx < 0
-        shown = x[:, np.maximum(idx, 0)]
-        if self.x_type == "cat":
-            tokens = shown.astype(np.int64)
-            if blank.any():
-                tokens[:, blank] = self.in_size
-            return tokens
-        values = shown.astype(np.float32, copy=True)
-        if not self.has_blanks:
-            return values
-        values[:, blank] = 0.0
-        flag = np.broadcast_to(blank.astype(np.float32)[None, :, None], values.shape[:2] + (1,))
-        return np.concatenate([values, flag], axis=2)
+        return _stream(x, self.x_index[start:stop], self.x_type, marker=self.in_size, flag=self.has_blanks)
 
     def feedback_stream(self, y: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
         """NextStep's previous-target stream over steps [start, stop) (start marker at step 1)."""
-        idx = self.feedback_index[start:stop]
-        first = idx < 0
-        shown = y[:, np.maximum(idx, 0)]
-        if self.y_type == "cat":
-            tokens = shown.astype(np.int64)
-            tokens[:, first] = self.out_size
-            return tokens
-        values = shown.astype(np.float32, copy=True)
-        values[:, first] = 0.0
-        flag = np.broadcast_to(first.astype(np.float32)[None, :, None], values.shape[:2] + (1,))
-        return np.concatenate([values, flag], axis=2)
+        return _stream(y, self.feedback_index[start:stop], self.y_type, marker=self.out_size, flag=True)
 
     def assemble(
         self, x: np.ndarray, y: np.ndarray, start: int = 0, stop: int | None = None
@@ -227,6 +204,23 @@ class Layout:
         out = shown.astype(np.int64 if self.y_type == "cat" else np.float32, copy=True)
         out[:, idx < 0] = 0
         return out
+
+
+def _stream(a: np.ndarray, idx: np.ndarray, dtype: str, marker: int, flag: bool) -> np.ndarray:
+    """Steps ``idx`` of stored array ``a``; where idx < 0 a marker: token id ``marker`` (categorical),
+    or zeros (real) with, if ``flag``, a trailing 0/1 channel that is 1 on marked steps."""
+    marked = idx < 0
+    shown = a[:, np.maximum(idx, 0)]
+    if dtype == "cat":
+        tokens = shown.astype(np.int64)
+        tokens[:, marked] = marker
+        return tokens
+    values = shown.astype(np.float32, copy=True)
+    values[:, marked] = 0.0
+    if not flag:
+        return values
+    channel = np.broadcast_to(marked.astype(np.float32)[None, :, None], values.shape[:2] + (1,))
+    return np.concatenate([values, channel], axis=2)
 
 
 def setting_id(kind: str, x_type: str, y_type: str, version: int = 0) -> str:

@@ -80,3 +80,42 @@ def test_bits_real_known_points():
     assert bits_real(mse=0.25, variance=1.0) == pytest.approx(1.0)  # R^2 = 0.75
     assert bits_real(mse=2.0, variance=1.0) == 0.0
     assert bits_real(mse=0.0, variance=1.0) == 8.0
+
+
+def brute_force_ceiling(data):
+    """Reference: group examples by the bytes of everything the model has seen up to each scored step."""
+    tokens, values, targets = data.model_inputs()
+    n, length = targets.shape[:2]
+    correct = sse = 0.0
+    for step in np.flatnonzero(data.mask):
+        groups: dict[bytes, list[int]] = {}
+        for i in range(n):
+            seen = b"".join(a[i, : step + 1].tobytes() for a in (tokens, values) if a is not None)
+            groups.setdefault(seen, []).append(i)
+        for members in groups.values():
+            t = targets[members, step]
+            if data.layout.y_type == "cat":
+                correct += np.bincount(t).max()
+            else:
+                sse += float(((t - t.mean(axis=0, dtype=np.float64)) ** 2).sum())
+    n_targets = n * int(data.mask.sum())
+    if data.layout.y_type == "cat":
+        return correct / n_targets
+    return sse / (n_targets * data.layout.out_size)
+
+
+@pytest.mark.parametrize("source", ["random", "teacher"])
+def test_ceiling_matches_brute_force_on_every_setting(setting, source):
+    import memtasks
+
+    kw = {"seq_len": 3, "n_examples": 60, "n_test": 0, "source": source, "x_noise": 0.3}
+    if "-Cat" in setting:
+        kw["in_vocab"] = 2  # many repeated contexts
+    if setting.startswith("Seq2Seq"):
+        kw["out_len"] = 2
+    if setting.endswith("Cat-v0"):
+        kw["out_classes"] = 3
+    data = memtasks.make(setting, **kw).train
+    expected = brute_force_ceiling(data)
+    got = data.ceiling.accuracy if data.layout.y_type == "cat" else data.ceiling.mse_floor
+    assert got == pytest.approx(expected, abs=1e-9)
