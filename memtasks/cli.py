@@ -120,7 +120,7 @@ def _steps_text(steps: np.ndarray) -> str:
     if idx.size == 0:
         return "none"
     runs, start = [], idx[0]
-    for a, b in zip(idx[:-1], idx[1:]):
+    for a, b in zip(idx[:-1], idx[1:], strict=True):
         if b != a + 1:
             runs.append((start, a))
             start = b
