@@ -141,11 +141,6 @@ def _render_example(task: Task, i: int, max_rows: int) -> Table:
     table.add_column("input")
     table.add_column("target")
     table.add_column("scored")
-    names = []
-    if lay.x_type == "cat":
-        names.append(("x", lay.in_size, "blank"))
-    if lay.has_feedback and lay.y_type == "cat":
-        names.append(("prev", lay.out_size, "start"))
     rows = list(range(lay.length))
     if len(rows) > max_rows:
         rows = rows[: max_rows - 3] + [-1] + rows[-2:]
@@ -154,9 +149,9 @@ def _render_example(task: Task, i: int, max_rows: int) -> Table:
             table.add_row("…", "…", "…", "")
             continue
         parts = []
-        for k, (name, marker_id, marker) in enumerate(names):
+        for k, (name, size, marker) in enumerate(lay.token_streams()):
             t = int(tokens[0, s, k])
-            parts.append(f"{name}={marker if t == marker_id else t}")
+            parts.append(f"{name}={marker if t == size else t}")
         if values is not None:
             parts.append(_fmt_vec(values[0, s], limit=6))
         scored = bool(lay.mask[s])

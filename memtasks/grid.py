@@ -125,24 +125,23 @@ class SyntheticTask(Task):
             seq_len=k["seq_len"], out_len=k.get("out_len"),
         )
 
-    def _x_bytes(self, n: int) -> int:
-        lay = self.layout
-        item = token_dtype(lay.in_size).itemsize if lay.x_type == "cat" else 4
-        return int(np.prod(lay.x_shape(n), dtype=np.float64)) * item
-
-    def _y_bytes(self, n: int) -> int:
-        lay = self.layout
-        item = token_dtype(lay.out_size).itemsize if lay.y_type == "cat" else 4
-        return int(np.prod(lay.y_shape(n), dtype=np.float64)) * item
+    def _bytes(self, n: int) -> int:
+        """Bytes of the stored x and y arrays of ``n`` examples."""
+        lay, total = self.layout, 0
+        arrays = ((lay.x_shape(n), lay.x_type, lay.in_size), (lay.y_shape(n), lay.y_type, lay.out_size))
+        for shape, kind, size in arrays:
+            item = token_dtype(size).itemsize if kind == "cat" else 4
+            total += int(np.prod(shape, dtype=np.float64)) * item
+        return total
 
     def estimate_bytes(self) -> int:
         k, lay = self.kwargs, self.layout
         total = 0
         for n in (k["n_examples"], k["n_test"]):
-            total += self._x_bytes(n) + self._y_bytes(n) + 2 * n
+            total += self._bytes(n) + 2 * n
         n = max(k["n_examples"], k["n_test"])
         # Transients: a second copy of the split being noised, and the teacher's float64 outputs.
-        total += self._x_bytes(n) + self._y_bytes(n)
+        total += self._bytes(n)
         if k["source"] == "teacher":
             total += n * lay.target_len * lay.out_size * 8 * 3
         return total

@@ -120,15 +120,20 @@ class Layout:
         """(L,) bool: which steps are scored."""
         return self.y_index >= 0
 
+    def token_streams(self) -> list[tuple[str, int, str | None]]:
+        """The categorical input streams in order: (name, symbols, marker) — the marker ("blank" or
+        "start"), if any, has id ``symbols``."""
+        streams: list[tuple[str, int, str | None]] = []
+        if self.x_type == "cat":
+            streams.append(("x", self.in_size, "blank" if self.has_blanks else None))
+        if self.has_feedback and self.y_type == "cat":
+            streams.append(("prev", self.out_size, "start"))
+        return streams
+
     @property
     def token_vocab(self) -> tuple[int, ...]:
         """Vocabulary size of each categorical input stream, in order (x first, then feedback)."""
-        vocab = []
-        if self.x_type == "cat":
-            vocab.append(self.in_size + int(self.has_blanks))
-        if self.has_feedback and self.y_type == "cat":
-            vocab.append(self.out_size + 1)
-        return tuple(vocab)
+        return tuple(size + (marker is not None) for _, size, marker in self.token_streams())
 
     @property
     def n_values(self) -> int:
