@@ -81,7 +81,8 @@ def _make(task_id: str, pairs: Sequence[str]) -> Task:
     found = memtasks.spec(task_id)
     task = memtasks.make(found, **parse_overrides(pairs, found.params(), found.id))
     if not isinstance(task, Task):
-        raise MemtasksError(f"{found.id} does not build a memtasks.Task (its entry point returned {type(task).__name__})")
+        raise MemtasksError(
+            f"{found.id} does not build a memtasks.Task (its entry point returned {type(task).__name__})")
     return task
 
 
