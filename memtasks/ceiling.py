@@ -30,8 +30,7 @@ class Ceiling:
 
     ``n_scored`` counts scored targets, one per example and scored step (a real target is one
     ``out_dim`` vector). ``n_ambiguous`` counts scored targets whose visible context is shared with an
-    example carrying a
-    different target there. ``bits`` is the information (rate-distortion bits, see
+    example carrying a different target there. ``bits`` is the information (rate-distortion bits, see
     :mod:`memtasks.metrics`) a model reaching exactly this ceiling stores, summed over scored targets.
     """
 
