@@ -1,4 +1,4 @@
-"""The ``memtasks`` command line: ``list``, ``show``, ``generate``.
+"""The ``memtasks`` command line: ``list``, ``show``, ``generate``, ``cells``, ``run``.
 
 Exit codes: 0 success; 2 bad usage or bad input (one ``Error:`` line on stderr, no traceback); 1 a
 failure while running (set ``MEMTASKS_DEBUG=1`` to see its traceback).
@@ -281,6 +281,177 @@ def generate_cmd(task_id: str, kwargs: tuple[str, ...], path: Path, force: bool,
     out.print(table)
     for d in (task.train, task.test):
         out.print(f"{d.split} fingerprint: {d.fingerprint}", soft_wrap=True)
+
+
+# ----- cells ------------------------------------------------------------------------------------
+@main.command("cells")
+@click.option("--json", "as_json", is_flag=True, help="Print the cell registry as JSON.")
+def cells_cmd(as_json: bool) -> None:
+    """List the registered cells (built-in, registered and from entry points)."""
+    from memtasks.cell_registry import cells
+
+    found = cells()
+    if as_json:
+        click.echo(json.dumps([{"name": c.name, "source": c.source, "description": c.description}
+                               for c in found.values()], indent=2))
+        return
+    table = Table(title=f"cells ({len(found)})", title_justify="left")
+    for col in ("name", "source", "description"):
+        table.add_column(col, overflow="fold")
+    for c in found.values():
+        table.add_row(c.name, c.source, c.description)
+    out.print(table)
+    out.print("[dim]Any 'package.module:factory' works too; see docs/cells.md.[/]")
+
+
+# ----- run --------------------------------------------------------------------------------------
+def _parse_cell_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"cell kwarg {pair!r} is not KEY=VALUE, e.g. -c num_layers=2")
+        try:
+            kwargs[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            kwargs[key.strip()] = text
+    return kwargs
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"cannot write results to {path}: {exc.strerror or exc}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write results to {path}: not a writable directory")
+    return path
+
+
+def _fmt(v: float | None, spec: str = ".4f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _run_table(result: Any, path: Path) -> Table:
+    task, cell, best = result.task, result.cell, result.best
+    cat = task["layout"]["y_type"] == "cat"
+    ceil = task["ceiling"]
+    table = Table(title=f"{task['id']} · {cell['name']} · hidden {cell['hidden_size']}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("status", f"{result.status} ({result.stop_reason})")
+    table.add_row("parameters: total / recurrent core", f"{cell['params_total']:,} / {cell['params_core']:,}")
+    table.add_row("epochs (best epoch)", f"{result.epochs} ({best['epoch'] if best else '–'})")
+    metric = "accuracy" if cat else "R²"
+    table.add_row(f"achievable ceiling ({metric})", _fmt(ceil["accuracy"] if cat else ceil["r2"]))
+    tr = best["train"] if best else {}
+    te = (best or {}).get("test") or {}
+    table.add_row(f"fitting ceiling: best train {metric}", _fmt(tr.get("accuracy" if cat else "r2")))
+    if not cat:
+        table.add_row("best train MSE (floor)", f"{_fmt(tr.get('mse'), '.4g')} ({ceil['mse_floor']:.4g})")
+    table.add_row("fraction of the achievable ceiling", _fmt(tr.get("fraction_of_ceiling")))
+    chance = f" (chance {task['chance']:.4f})" if cat else " (chance 0)"
+    table.add_row(f"held-out test {metric}", _fmt(te.get("accuracy" if cat else "r2")) + chance)
+    table.add_row("bits stored (at the ceiling)", f"{_fmt(tr.get('bits'), ',.1f')} ({ceil['bits']:,.1f})")
+    table.add_row("bits per parameter", _fmt(best["bits_per_param"] if best else None))
+    reach = result.epochs_to_ceiling
+    table.add_row("epochs to 50 / 90 / 100 % of ceiling",
+                  " / ".join("–" if reach[k] is None else str(reach[k]) for k in ("50%", "90%", "100%")))
+    table.add_row("wall time (training)", f"{result.wall_time_s:.1f} s ({result.train_time_s:.1f} s)")
+    return table
+
+
+@main.command("run")
+@click.argument("task_id", metavar="ID")
+@KWARG_OPTION
+@click.option("--cell", default="lstm", show_default=True, metavar="NAME|MODULE:FACTORY",
+              help="Cell to train: a registered name (see `memtasks cells`) or 'package.module:factory'.")
+@click.option("-c", "--cell-kwarg", "cell_kwargs", multiple=True, metavar="KEY=VALUE",
+              help="Extra keyword argument for the cell factory (repeatable; JSON values).")
+@click.option("--hidden", type=int, default=None, help="Hidden size (default 64 unless --params is given).")
+@click.option("--params", "n_params", type=int, default=None, metavar="N",
+              help="Parameter budget: pick the hidden size whose total parameter count is closest to N.")
+@click.option("--embed-dim", type=int, default=16, show_default=True, help="Width of the shared input encoder.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--max-epochs", type=int, default=200, show_default=True, help="Epoch budget.")
+@click.option("--patience", type=int, default=30, show_default=True,
+              help="Stop when the training metric has not improved for this many epochs.")
+@click.option("--grad-clip", type=float, default=1.0, show_default=True, help="Gradient-norm clip (0: off).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Training seed (initialisation, batch order); the data's seed is -k seed=N.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+              show_default=True, help="Directory for the result JSON (created if missing).")
+@click.option("--save-model", is_flag=True, help="Also write the best epoch's weights as .safetensors.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar (default: when stderr is a terminal and --json is not given).")
+@click.option("--json", "as_json", is_flag=True, help="Print the RunResult JSON instead of the summary table.")
+def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple[str, ...], hidden: int | None,
+            n_params: int | None, embed_dim: int, lr: float, batch_size: int, max_epochs: int, patience: int,
+            grad_clip: float, seed: int, device: str, threads: int | None, out_dir: Path, save_model: bool,
+            progress: bool | None, as_json: bool) -> None:
+    """Train a cell on a task's training set and report how far it fits it.
+
+    Stops at the achievable ceiling, on a plateau (--patience) or at --max-epochs; writes one
+    RunResult JSON to --out and prints a summary (fitting ceiling, bits stored, bits per parameter).
+    """
+    from datetime import datetime, timezone
+
+    import torch
+
+    from memtasks.cell_registry import cell_spec
+    from memtasks.protocol import Protocol, fit, resolve_hidden
+    from memtasks.result import run_name
+
+    if threads is not None:
+        if threads < 1:
+            raise BadInput(f"--threads must be a positive integer, got {threads}")
+        torch.set_num_threads(threads)
+    if embed_dim < 1:
+        raise BadInput(f"--embed-dim must be a positive integer, got {embed_dim}")
+    protocol = Protocol(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                        grad_clip=grad_clip, seed=seed, device=device)
+    spec = cell_spec(cell)
+    ckw = _parse_cell_kwargs(cell_kwargs)
+    task = _make(task_id, kwargs)
+    hidden_size = resolve_hidden(task, spec, hidden, n_params, embed_dim, ckw)
+    _writable_dir(out_dir)
+    stem = run_name(task.spec.id, spec.name, hidden_size, seed,
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    path = out_dir / f"{stem}.json"
+    n = 1
+    while path.exists() or path.with_suffix(".safetensors").exists():
+        path = out_dir / f"{stem}-{n}.json"
+        n += 1
+    show = sys.stderr.isatty() and not as_json if progress is None else progress
+    with err.status(f"generating {task.spec.id}…") if show else _nullcontext():
+        task.train.ceiling, task.test  # noqa: B018 - generate before the progress bar starts
+    result = fit(task, spec, hidden=None if n_params is not None else hidden_size, params=n_params,
+                 embed_dim=embed_dim, cell_kwargs=ckw, protocol=protocol, progress=show,
+                 model_path=path.with_suffix(".safetensors") if save_model else None)
+    result.save(path)
+    if as_json:
+        click.echo(result.to_json())
+    else:
+        out.print(_run_table(result, path))
+        out.print(f"result: {path}", soft_wrap=True)
+        if result.model_file:
+            out.print(f"model weights: {path.parent / result.model_file}", soft_wrap=True)
+        if task.kwargs.get("source") != "random":
+            out.print("[dim]source=teacher: bits are not memorized information (targets are learnable).[/]")
+    if result.status == "interrupted":
+        err.print(f"Interrupted: the partial result is saved in {path}", soft_wrap=True)
+        sys.exit(130)
+
+
+class _nullcontext:  # contextlib.nullcontext, typed for our use
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,3 +43,13 @@ def bits_real(mse: float, variance: float) -> float:
 def r2_score(mse: float, variance: float) -> float:
     """Coefficient of determination ``1 - MSE / Var(y)`` (nan when the targets are constant)."""
     return 1.0 - mse / variance if variance > 0 else float("nan")
+
+
+def fits_ceiling_real(mse: float, mse_floor: float, variance: float) -> bool:
+    """Whether a real-target fit is at the achievable ceiling: within the resolution the bits credit.
+
+    Bits per scalar are capped at 8, i.e. at an MSE of ``Var(y) * 2**-16``; a fit closer than that to
+    the MSE floor gains no further credit, so it counts as reaching the ceiling.
+    """
+    return mse <= mse_floor + variance * 2.0 ** (-2 * MAX_BITS_PER_SCALAR)
+
