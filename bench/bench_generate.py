@@ -23,15 +23,14 @@ if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import argparse
-import datetime
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from benchlib import cpu_name, render_section, write_section
 
 import memtasks
 
@@ -101,22 +100,15 @@ def bench(setting: str, args: argparse.Namespace) -> Row:
 
 def machine() -> str:
     """CPU model, platform and library versions of this machine."""
-    try:
-        cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-    except OSError:
-        cpu = None
-    return (f"CPU {cpu.group(1).strip() if cpu else 'unknown'} (platform.processor: "
-            f"{platform.processor() or 'n/a'}, {platform.machine()}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, numpy {np.__version__}, memtasks {memtasks.__version__}, "
-            f"1 core used (of {os.cpu_count()})")
+    return (f"CPU {cpu_name()} (platform.processor: {platform.processor() or 'n/a'}, {platform.machine()}), "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, numpy {np.__version__}, "
+            f"memtasks {memtasks.__version__}, 1 core used (of {os.cpu_count()})")
 
 
 def report(rows: list[Row], args: argparse.Namespace, command: str) -> str:
     """The Markdown section, markers included."""
     table = "\n".join(format_row(row) for row in rows)
-    return f"""{START}
-## Generation throughput (`bench/bench_generate.py`)
-
+    intro = f"""\
 Throughput in millions of target tokens per second (a target token is one scored step of one example:
 n_examples x `layout.target_len`) on one core, best of {args.repeats} runs, n_examples={args.n_examples},
 seq_len={args.seq_len} (Seq2Seq: out_len={args.seq_len}), other kwargs at their defaults. *random* and
@@ -126,27 +118,9 @@ counts model steps instead (n_examples x L, every step a sequence holds); *finge
 
 Seq2Vec scores one target per example but must draw seq_len input steps for it, so its target-token rate
 is bounded by numpy's sampler (`Generator.integers` / `standard_normal`, which `generate` already runs at
-bare-numpy speed); its per-step rate is the comparable figure.
-
-- Command: `{command}`
-- Machine: {machine()}
-- Date: {datetime.date.today().isoformat()}
-
-{HEADER}
-{table}
-
-{verdict(rows)}
-{END}"""
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of ``path`` with ``section`` (append it, or create the file, if absent)."""
-    text = path.read_text() if path.exists() else ""
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        path.write_text(pattern.sub(lambda _: section, text, count=1))
-    else:
-        path.write_text((text.rstrip("\n") + "\n\n" if text.strip() else "") + section + "\n")
+bare-numpy speed); its per-step rate is the comparable figure."""
+    return render_section(START, END, "Generation throughput (`bench/bench_generate.py`)", intro, command,
+                          machine(), f"{HEADER}\n{table}", verdict(rows))
 
 
 def main() -> None:
@@ -164,7 +138,7 @@ def main() -> None:
     print("\n" + verdict(rows))
     if args.write:
         command = " ".join(["python", "bench/bench_generate.py", *sys.argv[1:]])
-        write_section(args.write, report(rows, args, command))
+        write_section(args.write, report(rows, args, command), START, END)
 
 
 if __name__ == "__main__":

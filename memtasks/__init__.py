@@ -44,7 +44,7 @@ load_plugins()
 
 # Training pulls in Lightning (seconds to import), so these load on first use.
 _LAZY = {
-    "fit": "memtasks.protocol", "Protocol": "memtasks.protocol", "SequenceModel": "memtasks.model",
+    "fit": "memtasks.trainer", "Protocol": "memtasks.protocol", "SequenceModel": "memtasks.model",
     "RunResult": "memtasks.result", "register_cell": "memtasks.cell_registry", "cell_spec": "memtasks.cell_registry",
     "cells": "memtasks.cell_registry",
 }
@@ -59,7 +59,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "SETTINGS", "Ceiling", "Protocol", "RunResult", "SequenceModel", "cell_spec", "cells", "fit", "register_cell", "DataFormatError", "InvalidKwargError", "Layout", "MemoryGuardError",
+    "SETTINGS", "Ceiling", "Protocol", "RunResult", "SequenceModel", "cell_spec", "cells", "fit",
+    "register_cell", "DataFormatError", "InvalidKwargError", "Layout", "MemoryGuardError",
     "MemtasksError", "OutdatedVersionWarning", "Param", "RegistrationError", "Task", "TaskData", "TaskInfo",
     "TaskSpec", "UnknownTaskError", "__version__", "load", "make", "pprint_registry", "register",
     "registry", "save", "spec",

@@ -22,6 +22,7 @@ from rich.table import Table
 import memtasks
 from memtasks.errors import MemtasksError
 from memtasks.params import parse_overrides
+from memtasks.protocol import Protocol
 from memtasks.registration import TaskSpec
 from memtasks.task import Task, format_bytes
 
@@ -361,6 +362,9 @@ def _run_table(result: Any, path: Path) -> Table:
     return table
 
 
+_DEFAULTS = Protocol  # dataclass field defaults are class attributes; an instance would import torch
+
+
 @main.command("run")
 @click.argument("task_id", metavar="ID")
 @KWARG_OPTION
@@ -372,15 +376,16 @@ def _run_table(result: Any, path: Path) -> Table:
 @click.option("--params", "n_params", type=int, default=None, metavar="N",
               help="Parameter budget: pick the hidden size whose total parameter count is closest to N.")
 @click.option("--embed-dim", type=int, default=16, show_default=True, help="Width of the shared input encoder.")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate.")
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--max-epochs", type=int, default=200, show_default=True, help="Epoch budget.")
-@click.option("--patience", type=int, default=30, show_default=True,
+@click.option("--lr", type=float, default=_DEFAULTS.lr, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
+@click.option("--max-epochs", type=int, default=_DEFAULTS.max_epochs, show_default=True, help="Epoch budget.")
+@click.option("--patience", type=int, default=_DEFAULTS.patience, show_default=True,
               help="Stop when the training metric has not improved for this many epochs.")
-@click.option("--grad-clip", type=float, default=1.0, show_default=True, help="Gradient-norm clip (0: off).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
+              help="Gradient-norm clip (0: off).")
+@click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True,
               help="Training seed (initialisation, batch order); the data's seed is -k seed=N.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")
+@click.option("--device", default=_DEFAULTS.device, show_default=True, help="cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Directory for the result JSON (created if missing).")
@@ -402,7 +407,7 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
     import torch
 
     from memtasks.cell_registry import cell_spec
-    from memtasks.protocol import Protocol, fit, resolve_hidden
+    from memtasks.trainer import fit, resolve_hidden
     from memtasks.result import run_name
 
     if threads is not None:
@@ -439,6 +444,9 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         out.print(f"result: {path}", soft_wrap=True)
         if result.model_file:
             out.print(f"model weights: {path.parent / result.model_file}", soft_wrap=True)
+        if result.stop_reason == "budget" and result.best and result.best["epoch"] > result.epochs - 5:
+            out.print(f"[dim]Stopped at the budget ({result.epochs} epochs) while still improving: raise "
+                      "--max-epochs to find this cell's full fitting ceiling.[/]")
         if task.kwargs.get("source") != "random":
             out.print("[dim]source=teacher: bits are not memorized information (targets are learnable).[/]")
     if result.status == "interrupted":

@@ -10,7 +10,8 @@ import torch
 import memtasks
 from memtasks import cell_registry
 from memtasks.cell_registry import CellError, cell_spec, cells, check_cell, register_cell
-from memtasks.protocol import Protocol, fit
+from memtasks.protocol import Protocol
+from memtasks.trainer import fit
 from tests.plugin_cells import elman
 
 

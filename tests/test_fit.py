@@ -13,7 +13,8 @@ import torch
 import memtasks
 from memtasks.cell_registry import CellError
 from memtasks.model import MetricSums, SequenceModel, hidden_for_params
-from memtasks.protocol import Protocol, ProtocolError, fit, fit_model
+from memtasks.protocol import Protocol, ProtocolError
+from memtasks.trainer import fit, fit_model
 from memtasks.result import ResultFormatError, RunResult
 
 FAST = Protocol(lr=1e-2, batch_size=32, max_epochs=400, patience=400)

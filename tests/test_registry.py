@@ -99,7 +99,8 @@ def test_out_of_date_version_warns(clean_registry):
 def test_missing_version_errors_with_the_versions_that_exist(clean_registry):
     memtasks.register("test/Echo-v1", Echo)
     memtasks.register("test/Echo-v2", Echo)
-    with pytest.raises(UnknownTaskError, match=r"has no version v7; registered versions: v1, v2 \(latest: test/Echo-v2\)"):
+    with pytest.raises(UnknownTaskError,
+                       match=r"has no version v7; registered versions: v1, v2 \(latest: test/Echo-v2\)"):
         memtasks.make("test/Echo-v7")
     with pytest.raises(UnknownTaskError, match="has no version v0"):
         memtasks.spec("test/Echo-v0")

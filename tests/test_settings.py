@@ -76,7 +76,8 @@ def test_model_ready_inputs_follow_the_semantics_table(setting):
         blank_seen = x_seen == lay.in_size
     else:
         x_seen = batch.values[:, :, : lay.in_size].numpy()
-        blank_seen = (batch.values[:, :, lay.in_size].numpy() == 1) if lay.has_blanks else np.zeros(x_seen.shape[:2], bool)
+        blank_seen = ((batch.values[:, :, lay.in_size].numpy() == 1) if lay.has_blanks
+                      else np.zeros(x_seen.shape[:2], bool))
     if kind in ("NextStep", "Seq2Vec"):
         assert np.array_equal(x_seen, x) and not blank_seen.any()
     elif kind == "Seq2Seq":
