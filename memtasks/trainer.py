@@ -60,7 +60,7 @@ def _trainer_device(device: torch.device) -> dict[str, Any]:
 class FitMonitor(pl.Callback):
     """Turns each evaluation pass into a history entry, tracks the best epoch and stops at the ceiling.
 
-    It logs ``monitor`` (training accuracy, or training MSE for real targets) for ``EarlyStopping``.
+    It logs :attr:`monitor_key` (training accuracy, or training MSE for real targets) for ``EarlyStopping``.
     """
 
     def __init__(self, ceiling: Ceiling, y_type: str, variances: tuple[float | None, float | None],
@@ -103,10 +103,15 @@ class FitMonitor(pl.Callback):
             self.best_index = len(self.history) - 1
             if self.keep_best_state:
                 self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
-        pl_module.log("monitor", value, prog_bar=True)
+        pl_module.log(self.monitor_key, value, prog_bar=True)
         if train["at_ceiling"]:
             self.reached_ceiling = True
             trainer.should_stop = True
+
+    @property
+    def monitor_key(self) -> str:
+        """The logged metric that ``EarlyStopping`` watches (and the progress bar shows)."""
+        return "train_accuracy" if self.y_type == "cat" else "train_mse"
 
     @property
     def best_value(self) -> float:
@@ -206,7 +211,7 @@ def fit_model(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | None =
     counts = model.param_counts()
 
     monitor = FitMonitor(ceiling, lay.y_type, variances, keep_best_state=model_path is not None)
-    early = EarlyStopping(monitor="monitor", mode="max" if lay.y_type == "cat" else "min",
+    early = EarlyStopping(monitor=monitor.monitor_key, mode="max" if lay.y_type == "cat" else "min",
                           patience=protocol.patience, check_finite=True, verbose=False)
     callbacks: list[pl.Callback] = [monitor, early]
     if progress:
