@@ -3,6 +3,7 @@ repeatability, parameter budgets, saved weights and the RunResult file."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -220,3 +221,18 @@ def test_test_split_of_random_targets_stays_near_chance():
     assert result.best["train"]["accuracy"] == 1.0
     assert abs(result.best["test"]["accuracy"] - 0.25) < 0.1
     assert np.isclose(result.task["chance"], task.info.chance)
+
+
+def test_mlp_cannot_see_the_target_fed_back_at_the_next_step():
+    # In NextStep the input at step n+1 carries y_n; the whole model's prediction at step n must not depend on it.
+    task = tiny("NextStep-CatCat-v0", seq_len=6)
+    torch.manual_seed(0)
+    model = SequenceModel(task.layout, memtasks.cell_spec("mlp"), 16).eval()
+    batch = next(iter(task.train.batches(8)))
+    base = model(batch)
+    for n in range(5):
+        changed = copy.deepcopy(batch)
+        changed.tokens[:, n + 1, 1] = (changed.tokens[:, n + 1, 1] + 1) % task.layout.out_size  # y_n, fed back
+        out = model(changed)
+        assert torch.equal(out[:, : n + 1], base[:, : n + 1])  # predictions up to step n are untouched
+        assert not torch.equal(out[:, n + 1], base[:, n + 1])  # step n+1 does see it
