@@ -624,7 +624,7 @@ def _fit_vs_size(groups: list[Group], frontier_rows: list[FrontierRow],
     threshold = frontier_rows[0].threshold if frontier_rows else 0.99
     same = len(set(sel.values())) == 1
     panels = []
-    for ax, task_id in zip(axes, tasks):
+    for ax, task_id in zip(axes, tasks, strict=False):  # the grid may have spare panels
         lines = []
         for cell in style.cells:
             gs = [g for g in groups if g.key.task_id == task_id and g.key.cell == cell
