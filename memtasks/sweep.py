@@ -336,10 +336,18 @@ class Outcome:
     error: str | None = None
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, pool_worker: bool = False) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if pool_worker and sys.platform.startswith("linux"):
+        # Die with the coordinating process: a killed sweep must not leave orphan runs burning CPU.
+        import ctypes
+        import signal
+
+        # SIGKILL, not SIGTERM: Lightning catches SIGTERM to stop a fit gracefully, and the idle worker would
+        # then wait forever on a queue it holds both ends of.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def run_local(points: list[Point], workers: int, threads: int, device: str) -> Iterator[Outcome]:
@@ -356,20 +364,28 @@ def run_local(points: list[Point], workers: int, threads: int, device: str) -> I
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn: a clean interpreter per worker (fork after torch has started threads is unsafe).
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads, True))
+    finished_normally = False
+    try:
         futures = {pool.submit(run_point, p.to_dict(), device): p for p in points}
         pending = set(futures)
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    p = futures[fut]
-                    exc = fut.exception()
-                    yield Outcome(p, error=f"{type(exc).__name__}: {exc}") if exc else Outcome(p, fut.result())
-        finally:
-            for fut in pending:
-                fut.cancel()
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                p = futures[fut]
+                exc = fut.exception()
+                yield Outcome(p, error=f"{type(exc).__name__}: {exc}") if exc else Outcome(p, fut.result())
+        finished_normally = True
+    finally:
+        if finished_normally:
+            pool.shutdown()
+        else:
+            # Interrupted (Ctrl-C, an error while writing): stop now instead of finishing the queued runs.
+            procs = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
 
 
 Backend = Callable[[list[Point]], Iterable[Outcome]]

@@ -10,6 +10,7 @@ its settings on CPU.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -50,7 +51,8 @@ class RayBackend:
             _check_reachable(address)
         self.ray, self.threads, self.device = ray, threads, device
         self._started = not ray.is_initialized()
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": logging.ERROR}
         if address in (None, "local"):
             kwargs["num_cpus"] = workers or os.cpu_count() or 1
         else:

@@ -147,6 +147,20 @@ def test_a_failed_run_never_stops_the_sweep(tmp_path):
     assert len(list((tmp_path / "t").glob("*_*.json"))) == 4
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes")
 def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path):
     cfg = config(n_examples=[12, 24, 36], seeds=[0, 1, 2], cells=["rnn"], protocol={"max_epochs": 4, "patience": 5})
     cfg_file = tmp_path / "c.toml"
@@ -155,14 +169,20 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path):
         'seeds=[0,1,2]\n[task_kwargs]\nn_test=4\n[protocol]\nmax_epochs=4\npatience=5\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "memtasks.cli", "sweep", str(cfg_file), "--out", str(tmp_path),
-                             "--workers", "1", "--no-progress"], cwd=ROOT, env=env,
+                             "--workers", "2", "--no-progress"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = tmp_path / "t"
     deadline = time.monotonic() + 120
     while len(list(folder.glob("*_*.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    workers = _children(proc.pid)
+    assert workers, "the pool's worker processes should be running"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "orphan workers outlived the sweep"
     before = {f.name: f.read_bytes() for f in folder.glob("*_*.json")}
     assert 3 <= len(before) < 9
     assert SweepConfig.from_dict(json.loads((folder / "sweep.json").read_text())) == cfg
