@@ -25,6 +25,7 @@ import numpy as np
 from memtasks.errors import MemtasksError
 from memtasks.grid import SETTINGS
 from memtasks.result import STATUSES, ResultFormatError, RunResult
+from memtasks.sweep import CONFIG_FILE as SWEEP_CONFIG  # a sweep folder's config: not a RunResult, skipped
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 #: The per-group statistics, each a mean and a population std over the seeds of a group.
 STATS = ("ceiling", "fit", "fraction", "bits", "bits_per_param", "params_total", "epochs", "wall_time_s", "test")
-#: A sweep folder's config file: not a RunResult, silently skipped.
-SWEEP_CONFIG = "sweep.json"
 #: Reference slope of the bits-vs-parameters plot.
 BITS_PER_PARAM_REF = 5.0
 MEMORIZED_NOTE = ('Bits count as memorized information only for random-target runs (`source="random"`); '
