@@ -12,25 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from memtasks.cli import main
 from memtasks.result import RunResult
+from tests.test_cli import assert_bad_input, run
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["-k", "seq_len=5", "-k", "n_examples=40", "-k", "n_test=10"]
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def assert_bad_input(result, *fragments: str):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def test_run_prints_a_summary_and_writes_the_result(tmp_path):
