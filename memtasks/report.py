@@ -118,8 +118,29 @@ def _identity(run: RunResult) -> str:
 # ----- grouping -----------------------------------------------------------------------------------
 
 
+class _Series:
+    """The model-size label and the curve identity shared by group keys and frontier rows."""
+
+    task_id: str
+    cell: str
+    seq_len: int
+    params_budget: int | None
+    hidden: int | None
+    lr: float
+
+    @property
+    def size(self) -> str:
+        """``params N`` for a parameter budget, else ``hidden H``."""
+        return f"params {self.params_budget}" if self.params_budget is not None else f"hidden {self.hidden}"
+
+    @property
+    def series(self) -> tuple[Any, ...]:
+        """Everything but ``n_examples``: one curve of fit against training-set size."""
+        return (self.task_id, self.cell, self.seq_len, self.params_budget, self.hidden, self.lr)
+
+
 @dataclass(frozen=True)
-class GroupKey:
+class GroupKey(_Series):
     """Everything that identifies a group of runs except the seed."""
 
     task_id: str
@@ -142,16 +163,6 @@ class GroupKey:
                    cell=cell["name"], n_examples=int(task["kwargs"].get("n_examples", task["n_examples"])),
                    seq_len=int(task["kwargs"]["seq_len"]), params_budget=None if budget is None else int(budget),
                    hidden=int(cell["hidden_size"]) if budget is None else None, lr=float(run.protocol["lr"]))
-
-    @property
-    def size(self) -> str:
-        """``params N`` for a parameter budget, else ``hidden H``."""
-        return f"params {self.params_budget}" if self.params_budget is not None else f"hidden {self.hidden}"
-
-    @property
-    def series(self) -> tuple[Any, ...]:
-        """The key without ``n_examples``: one curve of fit against training-set size."""
-        return (self.task_id, self.cell, self.seq_len, self.params_budget, self.hidden, self.lr)
 
     def sort_key(self) -> tuple[Any, ...]:
         """Settings in registry order, cells in cell-registry order, then the numbers."""
@@ -286,7 +297,7 @@ def aggregate(runs: list[RunResult]) -> list[Group]:
 
 
 @dataclass
-class FrontierRow:
+class FrontierRow(_Series):
     """One task × cell × size × seq_len × lr: the largest training set fitted to ``threshold`` of the
     achievable ceiling (group mean; None if none was) and the most bits stored over the sizes tried."""
 
@@ -303,14 +314,6 @@ class FrontierRow:
     params_total: float | None
     threshold: float = 0.99
     sources: list[str] = field(default_factory=list)
-
-    @property
-    def size(self) -> str:
-        return f"params {self.params_budget}" if self.params_budget is not None else f"hidden {self.hidden}"
-
-    @property
-    def series(self) -> tuple[Any, ...]:
-        return (self.task_id, self.cell, self.seq_len, self.params_budget, self.hidden, self.lr)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
