@@ -598,8 +598,10 @@ def report_cmd(path: Path, out_dir: Path | None, threshold: float, no_plots: boo
         return
     for table in rich_tables(groups, rows):
         out.print(table)
-    out.print(f"{len(runs)} runs in {len(groups)} groups; wrote {', '.join(p.name for p in written)} to {target}",
-              soft_wrap=True)
+    inside = [p.name for p in written if p.parent == target]
+    elsewhere = [str(p) for p in written if p.parent != target]
+    out.print(f"{len(runs)} runs in {len(groups)} groups; wrote {', '.join(inside)} to {target}"
+              + "".join(f"; wrote {p}" for p in elsewhere), soft_wrap=True)
 
 
 REPORT_START, REPORT_END = "<!-- memtasks-report:start -->", "<!-- memtasks-report:end -->"

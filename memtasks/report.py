@@ -667,14 +667,16 @@ def _fit_vs_size(groups: list[Group], frontier_rows: list[FrontierRow],
 
 def _bits_vs_params(groups: list[Group], frontier_rows: list[FrontierRow],
                     style: _CellStyle) -> tuple[Figure, dict[str, Any]]:
-    largest: dict[tuple[Any, ...], Group] = {}
-    for g in groups:
+    # A cell's capacity is the most it stores over the dataset sizes tried (Collins et al. optimise the number
+    # of examples): too small a set caps the bits at the data's information, too large a one may not fit at all.
+    most: dict[tuple[Any, ...], Group] = {}
+    for g in sorted(groups, key=lambda g: g.key.sort_key()):
         if g.mean["bits"] is not None and g.mean["params_total"] is not None:
-            best = largest.get(g.key.series)
-            if best is None or g.key.n_examples > best.key.n_examples:
-                largest[g.key.series] = g
+            best = most.get(g.key.series)
+            if best is None or g.mean["bits"] > best.mean["bits"]:  # type: ignore[operator]
+                most[g.key.series] = g
     points, omitted = [], []
-    for g in largest.values():
+    for g in most.values():
         entry = {"task_id": g.key.task_id, "cell": g.key.cell, "size": g.key.size, "seq_len": g.key.seq_len,
                  "lr": g.key.lr, "n_examples": g.key.n_examples, "params_total": g.mean["params_total"],
                  "bits": g.mean["bits"], "bits_std": g.std["bits"], "teacher": "teacher" in g.sources}
@@ -702,7 +704,7 @@ def _bits_vs_params(groups: list[Group], frontier_rows: list[FrontierRow],
     ax.grid(alpha=0.3, lw=0.5, which="both")
     ax.legend(fontsize=7, loc="upper left")
     n_teacher = sum(p["teacher"] for p in points)
-    title = ("Bits stored vs parameters (largest training set of each task × cell × size)\n"
+    title = ("Bits stored vs parameters (each task × cell × size at its best training-set size)\n"
              'bits are memorized information only for source="random" runs')
     if n_teacher:
         title += f"; {n_teacher} teacher-target point(s) drawn hollow"
