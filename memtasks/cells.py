@@ -125,7 +125,30 @@ def gru(input_size: int, hidden_size: int) -> FusedRNN:
     return FusedRNN(nn.GRU(input_size, hidden_size, batch_first=True))
 
 
-class UGRNN(nn.Module):
+class _StepCell(nn.Module):
+    """Shared by the cells written step by step: ``blocks`` stacked N-wide blocks of input weights
+    ``weight_ih`` (blocks·N, I), recurrent weights ``weight_hh`` (blocks·N, N) and ``bias`` (blocks·N,)."""
+
+    def __init__(self, input_size: int, hidden_size: int, blocks: int) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(blocks * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(blocks * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(blocks * hidden_size))
+
+    def _input_steps(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The input half of every step, L x (B, blocks·N), and the zero state h_0 (B, N)."""
+        _check_input(x, self.input_size)
+        # all steps in one matmul; unbind (not x_proj[:, t]) keeps backward to one stack
+        steps = (x @ self.weight_ih.T + self.bias).unbind(dim=1)
+        return steps, x.new_zeros(x.shape[0], self.hidden_size)
+
+    def _stack(self, outputs: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """(B, L, N) from the per-step outputs; (B, 0, N) for an empty sequence."""
+        return torch.stack(outputs, dim=1) if outputs else x.new_zeros(x.shape[0], 0, self.hidden_size)
+
+
+class UGRNN(_StepCell):
     """Update-gate RNN (Collins, Sohl-Dickstein & Sussillo, ICLR 2017).
 
     c_t = tanh(W_cx x_t + W_ch h_{t-1} + b_c)
@@ -137,11 +160,7 @@ class UGRNN(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
+        super().__init__(input_size, hidden_size, 2)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -154,22 +173,18 @@ class UGRNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, I) -> (B, L, N), from h_0 = 0."""
-        _check_input(x, self.input_size)
-        batch, length, _ = x.shape
-        # the input half of every step in one matmul; unbind (not x_proj[:, t]) keeps backward to one stack
-        x_proj = (x @ self.weight_ih.T + self.bias).unbind(dim=1)  # L x (B, 2N)
+        x_proj, h = self._input_steps(x)  # L x (B, 2N)
         w_hh = self.weight_hh.T
-        h = x.new_zeros(batch, self.hidden_size)
         outputs = []
-        for t in range(length):
+        for t in range(len(x_proj)):
             c_pre, g_pre = torch.addmm(x_proj[t], h, w_hh).chunk(2, dim=-1)
             g = torch.sigmoid(g_pre)
             h = g * h + (1 - g) * torch.tanh(c_pre)
             outputs.append(h)
-        return torch.stack(outputs, dim=1) if outputs else x.new_zeros(batch, 0, self.hidden_size)
+        return self._stack(outputs, x)
 
 
-class IntersectionRNN(nn.Module):
+class IntersectionRNN(_StepCell):
     """+RNN, the intersection RNN (Collins, Sohl-Dickstein & Sussillo, ICLR 2017).
 
     y_in = ReLU(W_yx x_t + W_yh h_{t-1} + b_y)          (depth candidate)
@@ -189,11 +204,7 @@ class IntersectionRNN(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(4 * hidden_size))
+        super().__init__(input_size, hidden_size, 4)
         self.skip: nn.Parameter | None
         if input_size != hidden_size:
             self.skip = nn.Parameter(torch.empty(hidden_size, input_size))
@@ -213,22 +224,19 @@ class IntersectionRNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, I) -> (B, L, N): the outputs y_t, from h_0 = 0."""
-        _check_input(x, self.input_size)
-        batch, length, _ = x.shape
-        x_proj = (x @ self.weight_ih.T + self.bias).unbind(dim=1)  # L x (B, 4N)
+        x_proj, h = self._input_steps(x)  # L x (B, 4N)
         skip = (x if self.skip is None else x @ self.skip.T).unbind(dim=1)  # L x (B, N)
         w_hh = self.weight_hh.T
-        h = x.new_zeros(batch, self.hidden_size)
         outputs = []
-        for t in range(length):
+        for t in range(len(x_proj)):
             y_pre, h_pre, gy_pre, gh_pre = torch.addmm(x_proj[t], h, w_hh).chunk(4, dim=-1)
             g_y, g_h = torch.sigmoid(gy_pre), torch.sigmoid(gh_pre)
             outputs.append(g_y * skip[t] + (1 - g_y) * torch.relu(y_pre))
             h = g_h * h + (1 - g_h) * torch.tanh(h_pre)
-        return torch.stack(outputs, dim=1) if outputs else x.new_zeros(batch, 0, self.hidden_size)
+        return self._stack(outputs, x)
 
 
-class NestedLSTM(nn.Module):
+class NestedLSTM(_StepCell):
     """Nested LSTM of depth 2 (Moniz & Krueger 2018, arXiv:1801.10308).
 
     Outer gates, from [x_t, h_{t-1}]:
@@ -248,11 +256,7 @@ class NestedLSTM(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(4 * hidden_size))
+        super().__init__(input_size, hidden_size, 4)
         self.inner_weight_ih = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
         self.inner_weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
         self.inner_bias = nn.Parameter(torch.empty(4 * hidden_size))
@@ -269,15 +273,12 @@ class NestedLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, I) -> (B, L, N): the outer hidden states h_t, from a zero state."""
-        _check_input(x, self.input_size)
-        batch, length, _ = x.shape
-        x_proj = (x @ self.weight_ih.T + self.bias).unbind(dim=1)  # L x (B, 4N)
+        x_proj, h = self._input_steps(x)  # L x (B, 4N)
         w_hh, inner_w_ih, inner_w_hh = self.weight_hh.T, self.inner_weight_ih.T, self.inner_weight_hh.T
-        h = x.new_zeros(batch, self.hidden_size)
         c = torch.zeros_like(h)  # outer memory = the inner LSTM's hidden state
         c_inner = torch.zeros_like(h)
         outputs = []
-        for t in range(length):
+        for t in range(len(x_proj)):
             i, f, g, o = torch.addmm(x_proj[t], h, w_hh).chunk(4, dim=-1)
             inner_x = torch.sigmoid(i) * g  # σ_c = identity at the outer level
             inner_h = torch.sigmoid(f) * c
@@ -287,7 +288,7 @@ class NestedLSTM(nn.Module):
             c = torch.sigmoid(oi) * torch.tanh(c_inner)
             h = torch.sigmoid(o) * torch.tanh(c)
             outputs.append(h)
-        return torch.stack(outputs, dim=1) if outputs else x.new_zeros(batch, 0, self.hidden_size)
+        return self._stack(outputs, x)
 
 
 def ugrnn(input_size: int, hidden_size: int) -> UGRNN:

@@ -23,6 +23,17 @@ def clean_cells(monkeypatch):
     return cell_registry._cells
 
 
+
+def install_plugin(tmp_path, monkeypatch, dist_name: str, entry_point: str) -> None:
+    """Make an installed distribution named ``dist_name`` that declares ``entry_point`` in ``memtasks.cells``,
+    visible to ``importlib.metadata`` through ``sys.path``, and make the registry look for plugins again."""
+    dist = tmp_path / f"{dist_name.replace('-', '_')}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[memtasks.cells]\n{entry_point}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cell_registry, "_plugins_loaded", False)
+
 def test_builtins_are_registered_in_order():
     assert list(cells())[:8] == ["rnn", "irnn", "lstm", "gru", "ugrnn", "intersection", "nlstm", "mlp"]
     assert all(c.source == "builtin" and c.description for c in list(cells().values())[:8])
@@ -53,12 +64,7 @@ def test_register_cell_and_train_it(clean_cells):
 
 
 def test_entry_point_cells_load_without_editing_memtasks(clean_cells, tmp_path, monkeypatch):
-    dist = tmp_path / "mylab_cells-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mylab-cells\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[memtasks.cells]\nlabrnn = tests.plugin_cells:elman\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cell_registry, "_plugins_loaded", False)
+    install_plugin(tmp_path, monkeypatch, "mylab-cells", "labrnn = tests.plugin_cells:elman")
     spec = cell_spec("labrnn")
     assert spec.source == "entry point tests.plugin_cells:elman"
     cell = spec.build(3, 5, 7)
@@ -88,12 +94,7 @@ def test_check_cell_catches_contract_breaks():
 
 
 def test_lazy_factories_import_only_when_used(clean_cells, tmp_path, monkeypatch):
-    dist = tmp_path / "lazy_cells-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lazy-cells\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[memtasks.cells]\nbroken = tests.broken_cell_module:make\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cell_registry, "_plugins_loaded", False)
+    install_plugin(tmp_path, monkeypatch, "lazy-cells", "broken = tests.broken_cell_module:make")
     assert "broken" in cells()  # listing does not import it
     assert "tests.broken_cell_module" not in sys.modules
     with pytest.raises(CellError, match="broken on purpose"):
