@@ -530,7 +530,9 @@ def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...]
     config = SweepConfig.from_dict(data, str(config_path) if config_path else "flags")
     if dry_run:
         points = config.validate()
+        Protocol(device=device)
         folder = SweepFolder(root, config)
+        folder.check()
         plan = folder.plan(points) if folder.path.is_dir() else None
         done = plan.done if plan else 0
         out.print(f"sweep {config.name}: {len(points)} points ({done} finished) -> {folder.path}", soft_wrap=True)

@@ -280,10 +280,11 @@ class SweepFolder:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _check_config(self) -> None:
+    def check(self) -> None:
+        """Refuse a folder that holds another config's results; reads only (a dry run calls it)."""
         cfg_path = self.path / CONFIG_FILE
-        mine = self.config.to_dict()
         if cfg_path.exists():
+            mine = self.config.to_dict()
             try:
                 theirs = json.loads(cfg_path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError):
@@ -292,14 +293,19 @@ class SweepFolder:
                 diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
                 raise SweepError(f"{self.path} holds results of another config (it differs in: {', '.join(diff)}); "
                                  "use another name or remove the folder")
-            return
-        others = [p.name for p in self.path.glob("*.json")]
-        if others:
-            raise SweepError(f"{self.path} already holds {len(others)} result file(s) but no {CONFIG_FILE}; "
-                             "use another name or remove the folder")
-        tmp = cfg_path.with_name(f".{CONFIG_FILE}.tmp")
-        tmp.write_text(json.dumps(mine, indent=1, sort_keys=True) + "\n")
-        tmp.replace(cfg_path)
+        elif self.path.is_dir():
+            others = [p.name for p in self.path.glob("*.json")]
+            if others:
+                raise SweepError(f"{self.path} already holds {len(others)} result file(s) but no {CONFIG_FILE}; "
+                                 "use another name or remove the folder")
+
+    def _check_config(self) -> None:
+        self.check()
+        cfg_path = self.path / CONFIG_FILE
+        if not cfg_path.exists():
+            tmp = cfg_path.with_name(f".{CONFIG_FILE}.tmp")
+            tmp.write_text(json.dumps(self.config.to_dict(), indent=1, sort_keys=True) + "\n")
+            tmp.replace(cfg_path)
 
     def plan(self, points: list[Point]) -> Plan:
         """Which points are finished, which must (re-)run, and which result files are corrupt."""

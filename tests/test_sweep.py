@@ -229,6 +229,22 @@ def test_cli_bad_input_is_one_line(tmp_path, args, match):
     assert not (tmp_path / "b").exists()
 
 
+def test_cli_dry_run_prints_the_plan_writes_nothing_and_checks_the_folder(tmp_path):
+    base = ["sweep", "--name", "d", "--task", "Seq2Vec-CatCat-v0", "--cell", "rnn", "--n-examples", "8",
+            "--seq-len", "3", "--hidden", "4", "-k", "n_test=4", "--max-epochs", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, base + ["--seeds", "0,1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "sweep d: 2 points (0 finished)" in result.stdout and "_seed1" in result.stdout
+    assert not (tmp_path / "d").exists()
+    assert CliRunner().invoke(main, base + ["--seeds", "0", "--workers", "1"]).exit_code == 0
+    result = CliRunner().invoke(main, base + ["--seeds", "0,1", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds results of another config (it differs in: seeds)" in lines[0]
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
+    assert names == [".lock", "Seq2Vec-CatCat-v0_rnn_n8_T3_h4_lr0.002_seed0.json", "sweep.json"]
+
+
 def test_export_jsonl_is_sorted_and_compact(tmp_path):
     cfg = config(cells=["rnn"], seeds=[0])
     sweep(cfg, tmp_path)
