@@ -1,6 +1,6 @@
 """Lightning overhead, measured: the harness's training throughput against a hand-written PyTorch loop.
 
-Both sides train the same :class:`~memtasks.model.SequenceModel` (same seed, so the same initial
+Both sides train the same :class:`~memtasks.models.sequence_model.SequenceModel` (same seed, so the same initial
 weights) on the same data with the same batch size, optimizer (Adam), gradient-norm clip and
 per-epoch whole-training-set + test evaluation. The raw loop is what a careful researcher would write
 by hand: ``zero_grad / backward / clip_grad_norm_ / step`` over :meth:`TaskData.batches`, then an eval
@@ -34,9 +34,9 @@ import torch
 from benchlib import cpu_name, render_section, write_section
 
 import memtasks
-from memtasks.model import MetricSums, SequenceModel
-from memtasks.protocol import Protocol
-from memtasks.trainer import fit
+from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.trainer import fit
+from memtasks.models.sequence_model import MetricSums, SequenceModel
 
 START, END = "<!-- bench_fit:start -->", "<!-- bench_fit:end -->"
 TARGET = 0.9

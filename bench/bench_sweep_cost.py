@@ -3,7 +3,7 @@
 A sweep's wall time is the sum over its points of (epochs run) x (seconds per epoch) plus set-up. The number
 of epochs depends on how fast a cell fits (see the baseline results); this benchmark measures the other
 factor. It runs a grid of tasks x cells x ``n_examples`` x ``seq_len`` at one parameter budget through
-:func:`memtasks.sweep.run_sweep` (one worker, one thread, pinned to one core) with a learning rate too small
+:func:`memtasks.sweeps.runner.run_sweep` (one worker, one thread, pinned to one core) with a learning rate too small
 to learn anything and the plateau patience beyond the budget, so every point trains exactly ``--epochs``
 epochs. Reported per point:
 
@@ -34,8 +34,9 @@ from statistics import mean
 
 from benchlib import cpu_name, render_section, write_section
 
-from memtasks.result import RunResult
-from memtasks.sweep import SweepConfig, run_sweep
+from memtasks.fitting.result import RunResult
+from memtasks.sweeps.config import SweepConfig
+from memtasks.sweeps.runner import run_sweep
 
 START, END = "<!-- bench_sweep_cost:start -->", "<!-- bench_sweep_cost:end -->"
 TASKS = ["NextStep-CatCat-v0", "Seq2Vec-CatCat-v0", "Seq2Seq-RealReal-v0"]

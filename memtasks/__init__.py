@@ -14,15 +14,9 @@ and a Lightning harness that measures how far a cell fits a training set::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
 
-try:
-    __version__ = version("memtasks")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
-
-from memtasks.ceiling import Ceiling
-from memtasks.data import TaskData
+from memtasks.data import Ceiling, Layout, TaskData, load, save
 from memtasks.errors import (
     DataFormatError,
     InvalidKwargError,
@@ -32,28 +26,34 @@ from memtasks.errors import (
     RegistrationError,
     UnknownTaskError,
 )
-from memtasks.io import load, save
-from memtasks.layout import Layout
-from memtasks.params import Param
-from memtasks.registration import TaskSpec, load_plugins, make, pprint_registry, register, registry, spec
-from memtasks.task import Task, TaskInfo
-from memtasks import grid as _grid  # registers the 16 grid settings
+from memtasks.tasks import grid as _grid  # registers the 16 grid settings
+from memtasks.tasks.params import Param
+from memtasks.tasks.registration import (
+    load_plugins,
+    make,
+    pprint_registry,
+    register,
+    registry,
+    spec,
+)
+from memtasks.tasks.task import Task, TaskInfo, TaskSpec
+from memtasks.version import __version__
 
 SETTINGS = _grid.SETTINGS
 load_plugins()
 
-# Training pulls in Lightning (seconds to import), so these load on first use.
+# Models and training pull in torch and Lightning (seconds to import), so these load on first use: the
+# command line and the task generators start without them.
 _LAZY = {
-    "fit": "memtasks.trainer", "Protocol": "memtasks.protocol", "SequenceModel": "memtasks.model",
-    "RunResult": "memtasks.result", "register_cell": "memtasks.cell_registry", "cell_spec": "memtasks.cell_registry",
-    "cells": "memtasks.cell_registry",
+    "fit": "memtasks.fitting.trainer", "Protocol": "memtasks.fitting.protocol",
+    "RunResult": "memtasks.fitting.result", "SequenceModel": "memtasks.models.sequence_model",
+    "register_cell": "memtasks.models.registry", "cell_spec": "memtasks.models.registry",
+    "cells": "memtasks.models.registry",
 }
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'memtasks' has no attribute {name!r}")
 

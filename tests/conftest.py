@@ -7,7 +7,8 @@ import copy
 import pytest
 
 import memtasks
-from memtasks.registration import registry
+from memtasks.tasks.registration import registry
+
 
 @pytest.fixture
 def clean_registry():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import torch
@@ -68,17 +70,37 @@ def diverging(input_size: int, hidden_size: int) -> nn.Module:
     return _Diverging(input_size, hidden_size)
 
 
-class _Announcing(ElmanCell):
+class _Interrupting(ElmanCell):
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.training_steps = 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        marker = os.environ.get("MEMTASKS_TEST_MARKER")
-        if self.training and marker and not Path(marker).exists():
-            Path(marker).write_text("training")
+        if self.training and torch.is_grad_enabled():  # a training step, not the contract check or an evaluation
+            self.training_steps += 1
+            if self.training_steps == 3:
+                os.kill(os.getpid(), signal.SIGINT)
         return super().forward(x)
 
 
-def announcing(input_size: int, hidden_size: int) -> nn.Module:
-    """An Elman cell that creates the file ``$MEMTASKS_TEST_MARKER`` once training has started."""
-    return _Announcing(input_size, hidden_size)
+def interrupting(input_size: int, hidden_size: int) -> nn.Module:
+    """An Elman cell that presses Ctrl-C (SIGINT to its own process) at its third training step.
+
+    The interrupt lands inside training on a fast or a loaded machine alike, so a test needs no sleep.
+    """
+    return _Interrupting(input_size, hidden_size)
 
 
 NOT_CALLABLE = 42
+
+
+def gated(input_size: int, hidden_size: int) -> nn.Module:
+    """An Elman cell whose factory waits until the file ``$MEMTASKS_TEST_GATE`` exists.
+
+    A sweep's runs of this cell cannot finish before a test opens the gate, so a test can kill a sweep
+    while exactly these runs are in flight, however fast or slow the machine is.
+    """
+    gate = Path(os.environ["MEMTASKS_TEST_GATE"])
+    while not gate.exists():
+        time.sleep(0.01)
+    return ElmanCell(input_size, hidden_size)

@@ -1,0 +1,199 @@
+"""``RunResult``: everything one fitting run measured, as one JSON file with a ``schema_version``.
+
+A result names exactly what ran — the task id, merged kwargs and data fingerprints, the cell, its
+hidden size and parameter counts, the protocol — and what came out: status, best and final metrics,
+epochs to reach 50 / 90 / 100 % of the achievable ceiling, the per-epoch history, wall time and the
+software environment. Files are written atomically (temporary file, then rename), so an interrupted
+run never leaves half a file. Field meanings are documented in ``docs/fitting.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from memtasks.errors import MemtasksError
+
+#: Bumped whenever a field changes meaning or disappears (adding fields keeps the version).
+SCHEMA_VERSION = 1
+
+#: ``status`` values: the run ended normally, diverged (NaN/inf), or was interrupted (Ctrl-C).
+STATUSES = ("completed", "diverged", "interrupted")
+#: ``stop_reason`` values.
+STOP_REASONS = ("ceiling", "plateau", "budget", "diverged", "interrupted")
+
+
+class ResultFormatError(MemtasksError, ValueError):
+    """A file is not a valid RunResult (corrupt, truncated, another schema version)."""
+
+
+class ResultWriteError(RuntimeError):
+    """A run trained, but its result could not be assembled or written; ``rescued`` is where its metrics are.
+
+    A failure while running (the CLI's exit code 1), not bad input: the message names the rescue file.
+    """
+
+    def __init__(self, message: str, rescued: Path) -> None:
+        super().__init__(message)
+        self.rescued = rescued
+
+
+def rescue(payload: dict[str, Any], path: str | Path) -> Path:
+    """Save what a run measured when its result cannot be written as usual; return where it went.
+
+    Tries ``<path>.partial`` beside the intended file, then the temporary directory. Values that JSON
+    cannot hold are written as their ``repr``, so the payload itself can never stop the rescue. The
+    suffix keeps readers of result folders (sweeps, reports) from mistaking it for a finished result.
+    """
+    path = Path(path)
+    text = json.dumps(_finite(payload), indent=1, default=repr) + "\n"
+    for target in (path.with_name(path.name + ".partial"),
+                   Path(tempfile.gettempdir()) / "memtasks-rescue" / (path.name + ".partial")):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            return target
+        except OSError:
+            continue
+    raise OSError(f"could not write a rescue copy of {path.name} anywhere")
+
+
+@dataclass
+class RunResult:
+    """One fitting run (see the module docstring and ``docs/fitting.md``)."""
+
+    memtasks_version: str
+    created: str
+    task: dict[str, Any]
+    cell: dict[str, Any]
+    protocol: dict[str, Any]
+    status: str
+    stop_reason: str
+    epochs: int
+    best: dict[str, Any] | None
+    final: dict[str, Any] | None
+    epochs_to_ceiling: dict[str, int | None]
+    history: list[dict[str, Any]]
+    wall_time_s: float
+    train_time_s: float
+    environment: dict[str, Any]
+    model_file: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ----- convenience -------------------------------------------------------------------------
+    @property
+    def fitting_ceiling(self) -> float | None:
+        """The best training accuracy (categorical) or R² (real) reached; None before any evaluation."""
+        if not self.best:
+            return None
+        train = self.best["train"]
+        return train["accuracy"] if "accuracy" in train else train["r2"]
+
+    @property
+    def bits_per_param(self) -> float | None:
+        """Bits stored at the best epoch per total trainable parameter."""
+        return None if not self.best else self.best["bits_per_param"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, ``schema_version`` first."""
+        d = asdict(self)
+        return {"schema_version": d.pop("schema_version"), **d}
+
+    def to_json(self) -> str:
+        """Strict JSON (non-finite numbers become null)."""
+        return json.dumps(_finite(self.to_dict()), indent=1, allow_nan=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically to ``path`` (parents must exist).
+
+        If that fails, the result is rescued (see :func:`rescue`) and :class:`ResultWriteError` names
+        where: a trained run is never lost to a full disk, a removed folder or an unserialisable value.
+        """
+        path = Path(path)
+        try:
+            text = self.to_json() + "\n"
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except (OSError, TypeError, ValueError) as exc:
+            self._rescue(path, exc)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                self._rescue(path, exc)
+            raise
+        return path
+
+    def _rescue(self, path: Path, exc: BaseException) -> NoReturn:
+        rescued = rescue(self.to_dict(), path)
+        raise ResultWriteError(f"the run finished ({self.status}, {self.stop_reason}) but writing {path} failed "
+                               f"({type(exc).__name__}: {exc}); its result was saved to {rescued}", rescued) from exc
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "result") -> RunResult:
+        """Validate and build a result from its JSON form."""
+        if not isinstance(d, dict):
+            raise ResultFormatError(f"{source}: a RunResult is a JSON object, got {type(d).__name__}")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ResultFormatError(f"{source}: schema_version {version!r} is not supported; "
+                                    f"this memtasks reads schema_version {SCHEMA_VERSION}")
+        names = {f.name for f in fields(cls)}
+        missing = sorted(n for n in names if n not in d and n not in ("model_file", "extra"))
+        if missing:
+            raise ResultFormatError(f"{source}: missing fields {', '.join(missing)}")
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ResultFormatError(f"{source}: unknown fields {', '.join(unknown)}")
+        if d["status"] not in STATUSES:
+            raise ResultFormatError(f"{source}: status {d['status']!r} is not one of {', '.join(STATUSES)}")
+        if d["stop_reason"] not in STOP_REASONS:
+            raise ResultFormatError(f"{source}: stop_reason {d['stop_reason']!r} is not one of "
+                                    f"{', '.join(STOP_REASONS)}")
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        """Read and validate a result file."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ResultFormatError(f"{path}: no such file") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ResultFormatError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(d, str(path))
+
+    def default_name(self) -> str:
+        """The file stem :func:`run_name` gives this result."""
+        return run_name(self.task["id"], self.cell["name"], self.cell["hidden_size"], self.protocol["seed"],
+                        self.created)
+
+def run_name(task_id: str, cell: str, hidden: int, seed: int, created: str) -> str:
+    """A file stem naming task, cell, hidden size, seed and UTC start time, e.g.
+    ``Seq2Vec-CatCat-v0_lstm_h64_seed0_20261122-101500`` (unsafe characters become ``-``)."""
+    stamp = re.sub(r"[^0-9T]", "", created[:19]).replace("T", "-")
+    parts = [task_id, cell, f"h{hidden}", f"seed{seed}", stamp]
+    return "_".join(re.sub(r"[^\w.-]+", "-", str(p)) for p in parts)
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN and infinities by None so the file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -1,0 +1,121 @@
+"""``run_sweep``: check everything, plan against the folder, run the unfinished points, write each result.
+
+Finished points are skipped, so re-running a killed sweep resumes it with nothing lost and nothing done
+twice; a failed run is reported and never stops the sweep. Points run on a local process pool (default)
+or a Ray cluster (:mod:`memtasks.sweeps.ray_backend`); each point is a pure function of its
+:class:`~memtasks.sweeps.config.Point`, so both backends give the same results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.result import ResultWriteError
+from memtasks.sweeps.config import Point, SweepConfig, SweepError
+from memtasks.sweeps.folder import SweepFolder
+from memtasks.sweeps.local import run_local
+from memtasks.sweeps.point import Outcome
+
+Backend = Callable[[list[Point]], Iterable[Outcome]]
+
+
+@dataclass
+class SweepSummary:
+    """Counts of a finished sweep invocation."""
+
+    total: int
+    skipped: int
+    ran: int
+    failed: list[tuple[str, str]]
+    corrupt: list[str]
+    path: Path
+    wall_time_s: float = math.nan
+
+
+def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = "local", workers: int | None = None,
+              threads: int = 1, device: str = "cpu", address: str | None = None, console: Any = None,
+              progress: bool = True) -> SweepSummary:
+    """Run every unfinished point of ``config`` into ``<root>/<name>/`` and return the counts.
+
+    Everything that can be checked is checked before any run starts: the config, the cells, the task kwargs,
+    the device, the backend (a Ray address is contacted first) and the folder (lock, owning config).
+    """
+    started = time.perf_counter()
+    console = console or Console(stderr=True, highlight=False)
+    points = config.validate()
+    Protocol(device=device)
+    workers = workers or os.cpu_count() or 1
+    if workers < 1 or threads < 1:
+        raise SweepError(f"workers and threads must be positive integers, got {workers} and {threads}")
+    if backend == "local":
+        runner: Backend = lambda todo: run_local(todo, workers, threads, device)  # noqa: E731
+        close: Callable[[], None] = lambda: None  # noqa: E731
+    elif backend == "ray":
+        # Ray is an optional dependency, slow to import: only a Ray sweep loads it
+        from memtasks.sweeps.ray_backend import RayBackend
+
+        ray_backend = RayBackend(address, threads=threads, device=device, workers=workers)
+        runner, close = ray_backend.run, ray_backend.close
+    else:
+        raise SweepError(f"unknown backend {backend!r}; valid: local, ray")
+    folder = SweepFolder(root, config)
+    try:
+        folder.claim()
+    except BaseException:
+        close()
+        raise
+    failed: list[tuple[str, str]] = []
+    ran = 0
+    try:
+        plan = folder.plan(points)
+        if folder.removed:
+            console.print(f"removed {len(folder.removed)} stale temporary file(s) left by an interrupted sweep",
+                          soft_wrap=True)
+        for line in plan.corrupt:
+            console.print(f"[yellow]Warning:[/] corrupt result {line}; running it again", soft_wrap=True)
+        for line in plan.rerun:
+            console.print(f"[yellow]Warning:[/] unfinished result {line}; running it again", soft_wrap=True)
+        console.print(f"sweep {config.name}: {len(points)} points, {plan.done} finished, {len(plan.todo)} to run "
+                      f"on {backend} ({workers} worker{'s' * (workers != 1)}) -> {folder.path}", soft_wrap=True)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+            def describe() -> str:
+                running = min(workers, len(plan.todo) - ran - len(failed))
+                return f"done {plan.done + ran} · running {running} · failed {len(failed)}"
+
+            job = bar.add_task(describe(), total=len(points), completed=plan.done)
+            for outcome in runner(plan.todo):
+                error = outcome.error
+                if error is None:
+                    try:
+                        folder.write(outcome.point, outcome.result or {})
+                        ran += 1
+                    except ResultWriteError as exc:  # rescued; the sweep goes on and retries it next time
+                        error = str(exc)
+                if error is not None:
+                    failed.append((outcome.point.stem, error))
+                    console.print(f"[red]failed[/] {outcome.point.stem}: {error}", soft_wrap=True)
+                bar.update(job, advance=1, description=describe())
+    finally:
+        folder.release()
+        close()
+    return SweepSummary(total=len(points), skipped=plan.done, ran=ran, failed=failed, corrupt=plan.corrupt,
+                        path=folder.path, wall_time_s=time.perf_counter() - started)

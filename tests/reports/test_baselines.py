@@ -1,0 +1,29 @@
+"""The committed baselines: every table in their READMEs and every summary CSV is what the report makes
+from the committed results, so no number there comes from anywhere else."""
+
+from __future__ import annotations
+
+import pytest
+
+from memtasks.cli.sweeps import REPORT_END, REPORT_START
+from memtasks.reports import aggregate, frontier, load_runs, markdown_report, write_csv
+from tests.helpers import ROOT
+
+BASELINES = ROOT / "baselines"
+SWEEPS = {"baseline.toml": (BASELINES, 1152), "capacity/capacity.toml": (BASELINES / "capacity", 192)}
+
+
+@pytest.mark.parametrize("config", sorted(SWEEPS))
+def test_committed_tables_regenerate_from_the_committed_results(config, tmp_path):
+    folder, count = SWEEPS[config]
+    assert (BASELINES / config).is_file()
+    runs, problems = load_runs(folder / "results.jsonl")
+    assert (len(runs), problems) == (count, [])
+    assert all(r.status == "completed" and r.history == [] for r in runs)
+    groups = aggregate(runs)
+    rows = frontier(groups)
+    readme = (folder / "README.md").read_text()
+    section = readme[readme.index(REPORT_START) + len(REPORT_START):readme.index(REPORT_END)]
+    assert section.strip() == markdown_report(groups, rows).strip()
+    assert (folder / "report" / "report.md").read_text() == markdown_report(groups, rows)
+    assert write_csv(groups, tmp_path / "summary.csv").read_bytes() == (folder / "report" / "summary.csv").read_bytes()

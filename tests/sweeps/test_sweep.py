@@ -1,0 +1,318 @@
+"""Sweeps: grid expansion, config errors, resume after a kill, the lock, corrupt files, failures, Ray."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memtasks.cli import main
+from memtasks.fitting.result import RunResult
+from memtasks.reports import export_jsonl
+from memtasks.sweeps.config import SweepConfig, SweepError
+from memtasks.sweeps.folder import SweepFolder
+from memtasks.sweeps.runner import run_sweep
+from tests.helpers import ROOT
+
+BASE = {"name": "t", "tasks": ["Seq2Vec-CatCat-v0"], "cells": ["rnn", "gru"], "n_examples": [12, 24],
+        "seq_len": [3], "hidden": [4], "seeds": [0, 1], "task_kwargs": {"n_test": 4},
+        "protocol": {"max_epochs": 2, "patience": 5}}
+
+
+def config(**changes: object) -> SweepConfig:
+    return SweepConfig.from_dict({**BASE, **changes})
+
+
+def sweep(cfg: SweepConfig, root: Path, **kw: object):
+    return run_sweep(cfg, root, workers=1, progress=False, **kw)
+
+
+def test_grid_expansion_is_the_full_product_in_a_fixed_order():
+    cfg = config(lr=[0.01, 0.002], tasks=["Seq2Vec-CatCat-v0", "NextStep-RealCat-v0"])
+    points = cfg.points()
+    assert len(points) == 2 * 2 * 2 * 1 * 1 * 2 * 2
+    assert len({p.stem for p in points}) == len(points)
+    assert points[0].stem == "Seq2Vec-CatCat-v0_rnn_n12_T3_h4_lr0.01_seed0"
+    assert points[1].seed == 1 and points[2].lr == 0.002
+    assert all(p.task_kwargs == {"n_test": 4} for p in points)
+    assert config(tasks="all").tasks[:2] == ["NextStep-CatCat-v0", "NextStep-CatReal-v0"]
+    per = config(per_task={"Seq2Vec-CatCat-v0": {"in_vocab": 8}}).points()
+    assert per[0].task_kwargs == {"n_test": 4, "in_vocab": 8}
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"colour": "red"}, "unknown keys colour; valid keys:"),
+    ({"cells": []}, "cells is empty"),
+    ({"seeds": [0, 0]}, "lists a value twice"),
+    ({"n_examples": ["many"]}, "n_examples: 'many' is not a int"),
+    ({"params": [100]}, "exactly one of params"),
+    ({"name": "a/b"}, "must be a folder name"),
+    ({"task_kwargs": {"seq_len": 5}}, "which the grid controls"),
+    ({"protocol": {"lr": 0.1}}, "lr and seeds are grid lists"),
+    ({"per_task": {"Vec2Seq-CatCat-v0": {}}}, "names tasks not in the grid"),
+])
+def test_bad_configs_are_refused_before_any_work(changes, match):
+    with pytest.raises(SweepError, match=match):
+        config(**changes)
+
+
+def test_config_errors_found_by_validation(tmp_path):
+    with pytest.raises(Exception, match="unknown cell 'lstn'"):
+        sweep(config(cells=["lstn"]), tmp_path)
+    with pytest.raises(Exception, match="in_vocab"):
+        sweep(config(task_kwargs={"in_vocab": 1}), tmp_path)
+    with pytest.raises(SweepError, match=r"\[protocol\].*unexpected keyword"):
+        sweep(config(protocol={"epochs": 3}), tmp_path)
+    assert not (tmp_path / "t").exists()  # nothing was created
+
+
+def test_toml_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\ncells = [rnn]\n')
+    with pytest.raises(SweepError, match="malformed TOML"):
+        SweepConfig.load(bad)
+    good = tmp_path / "good.toml"
+    good.write_text('name="g"\ntasks=["Seq2Vec-CatCat-v0"]\ncells=["rnn"]\nn_examples=[8]\nseq_len=[3]\n'
+                    'hidden=[4]\nseeds=[0]\n[protocol]\nmax_epochs=1\n')
+    assert SweepConfig.load(good).protocol == {"max_epochs": 1}
+    with pytest.raises(SweepError, match="no such file"):
+        SweepConfig.load(tmp_path / "missing.toml")
+
+
+def test_sweep_runs_every_point_once_and_skips_finished_ones(tmp_path):
+    cfg = config()
+    first = sweep(cfg, tmp_path)
+    assert (first.ran, first.skipped, first.failed) == (8, 0, [])
+    files = sorted((tmp_path / "t").glob("*_*.json"))
+    assert [f.stem for f in files] == sorted(p.stem for p in cfg.points())
+    r = RunResult.load(files[0])
+    assert r.task["kwargs"]["seed"] == r.protocol["seed"]  # the grid seed sets data and training
+    assert r.extra["sweep_point"]["task"] == "Seq2Vec-CatCat-v0" and r.extra["sweep_point"]["hidden"] == 4
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    again = sweep(cfg, tmp_path)
+    assert (again.ran, again.skipped) == (0, 8)
+    assert {f: f.stat().st_mtime_ns for f in files} == mtimes
+
+
+def test_another_config_in_the_same_folder_is_refused(tmp_path):
+    sweep(config(seeds=[0], n_examples=[12], cells=["rnn"]), tmp_path)
+    with pytest.raises(SweepError, match=r"holds results of another config \(it differs in: seeds\)"):
+        sweep(config(seeds=[0, 1], n_examples=[12], cells=["rnn"]), tmp_path)
+
+
+def test_the_lock_stops_a_second_sweep(tmp_path):
+    cfg = config()
+    (tmp_path / "t").mkdir()
+    fd = os.open(tmp_path / "t" / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, b"4242")
+    try:
+        with pytest.raises(SweepError, match=r"another sweep \(pid 4242\) is writing"):
+            sweep(cfg, tmp_path)
+    finally:
+        os.close(fd)
+    assert sweep(cfg, tmp_path).ran == 8  # released: it runs
+
+
+def test_corrupt_and_unfinished_results_are_reported_and_rerun(tmp_path, capsys):
+    cfg = config()
+    sweep(cfg, tmp_path)
+    points = cfg.points()
+    folder = SweepFolder(tmp_path, cfg)
+    folder.result_path(points[0]).write_text('{"schema_version": 1, "trunc')
+    partial = json.loads(folder.result_path(points[1]).read_text())
+    partial["status"], partial["stop_reason"] = "interrupted", "interrupted"
+    folder.result_path(points[1]).write_text(json.dumps(partial))
+    from rich.console import Console
+
+    console = Console(file=open(tmp_path / "log.txt", "w"), width=200)
+    summary = run_sweep(cfg, tmp_path, workers=1, progress=False, console=console)
+    console.file.close()
+    log = (tmp_path / "log.txt").read_text()
+    assert f"corrupt result {points[0].stem}.json" in log and f"unfinished result {points[1].stem}.json" in log
+    assert (summary.ran, summary.skipped) == (2, 6)
+    assert RunResult.load(folder.result_path(points[0])).status == "completed"
+
+
+def test_a_failed_run_never_stops_the_sweep(tmp_path):
+    cfg = config(cells=["rnn", "tests.plugin_cells:wrong_shape"])
+    summary = sweep(cfg, tmp_path)
+    assert summary.ran == 4 and len(summary.failed) == 4
+    assert all("returned shape" in why for _, why in summary.failed)
+    assert len(list((tmp_path / "t").glob("*_*.json"))) == 4
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes")
+def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeypatch):
+    # The rnn points finish; the gated points cannot until the gate opens, so the kill always lands
+    # while both workers are busy and exactly the rnn results exist, on a fast or a loaded machine.
+    gate = tmp_path / "gate"
+    cfg = config(n_examples=[12, 24], seeds=[0, 1], cells=["rnn", "tests.plugin_cells:gated"],
+                 protocol={"max_epochs": 2, "patience": 5})
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(
+        'name="t"\ntasks=["Seq2Vec-CatCat-v0"]\ncells=["rnn","tests.plugin_cells:gated"]\nn_examples=[12,24]\n'
+        'seq_len=[3]\nhidden=[4]\nseeds=[0,1]\n[task_kwargs]\nn_test=4\n[protocol]\nmax_epochs=2\npatience=5\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MEMTASKS_TEST_GATE": str(gate)}
+    log = tmp_path / "sweep.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "memtasks.cli", "sweep", str(cfg_file), "--out", str(tmp_path),
+                                 "--workers", "2", "--no-progress"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    folder = tmp_path / "t"
+    rnn = [p for p in cfg.points() if p.cell == "rnn"]
+    try:
+        while proc.poll() is None and not all((folder / f"{p.stem}.json").exists() for p in rnn):
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the sweep ended early: {log.read_text()}"
+        workers = _children(proc.pid)
+        assert workers, "the pool's worker processes should be running"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # A write cut short by the kill leaves a temporary file; one of another name must survive the resume.
+    stale = folder / f".{rnn[0].stem}.json.k1ll3d_.tmp"
+    stale.write_text('{"schema_version": 1, "half')
+    foreign = folder / ".notes.tmp"
+    foreign.write_text("not the sweep's")
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120]
+                 for pid in workers if _alive(pid)}
+    assert not survivors, f"orphan workers outlived the sweep: {survivors}"
+    before = {f.name: f.read_bytes() for f in folder.glob("*_*.json")}
+    assert sorted(before) == sorted(f"{p.stem}.json" for p in rnn)
+    assert SweepConfig.from_dict(json.loads((folder / "sweep.json").read_text())) == cfg
+
+    gate.touch()
+    monkeypatch.setenv("MEMTASKS_TEST_GATE", str(gate))
+    summary = sweep(cfg, tmp_path)
+    assert summary.skipped == len(rnn) and summary.ran == len(cfg.points()) - len(rnn) and not summary.failed
+    after = {f.name: f.read_bytes() for f in folder.glob("*_*.json")}
+    assert sorted(after) == sorted(p.stem + ".json" for p in cfg.points())
+    assert all(after[name] == data for name, data in before.items())  # finished runs untouched
+    assert not stale.exists() and foreign.exists()
+    assert sorted(f.name for f in folder.glob(".*.tmp")) == [foreign.name]
+
+
+def test_cli_sweep_from_flags_and_report(tmp_path):
+    args = ["sweep", "--name", "cli", "--task", "Seq2Vec-CatReal-v0", "--cell", "rnn", "--n-examples", "12,24",
+            "--seq-len", "3", "--hidden", "4", "--seeds", "0,1", "-k", "n_test=4", "--max-epochs", "2",
+            "--workers", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "4 ran, 0 already finished, 0 failed" in result.stdout
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "cli"), "--jsonl", str(tmp_path / "r.jsonl"),
+                                       "--readme", str(tmp_path / "README.md")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "report" / "summary.csv").exists()
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line)["history"] == [] for line in lines)
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("<!-- memtasks-report:start -->") and readme.rstrip().endswith("end -->")
+    # Regenerating from the compact file gives the same Markdown, byte for byte.
+    CliRunner().invoke(main, ["report", str(tmp_path / "r.jsonl"), "--readme", str(tmp_path / "README2.md")])
+    assert (tmp_path / "README2.md").read_text() == readme
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--n-examples", "ten"], "give comma-separated ints"),
+    (["--backend", "ray", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+    (["--device", "cuda:7"], "cuda"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, args, match):
+    base = ["sweep", "--name", "b", "--task", "Seq2Vec-CatCat-v0", "--cell", "rnn", "--n-examples", "8",
+            "--seq-len", "3", "--hidden", "4", "--seeds", "0", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, base + args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0]
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_dry_run_prints_the_plan_writes_nothing_and_checks_the_folder(tmp_path):
+    base = ["sweep", "--name", "d", "--task", "Seq2Vec-CatCat-v0", "--cell", "rnn", "--n-examples", "8",
+            "--seq-len", "3", "--hidden", "4", "-k", "n_test=4", "--max-epochs", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, base + ["--seeds", "0,1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "sweep d: 2 points (0 finished)" in result.stdout and "_seed1" in result.stdout
+    assert not (tmp_path / "d").exists()
+    assert CliRunner().invoke(main, base + ["--seeds", "0", "--workers", "1"]).exit_code == 0
+    result = CliRunner().invoke(main, base + ["--seeds", "0,1", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds results of another config (it differs in: seeds)" in lines[0]
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
+    assert names == [".lock", "Seq2Vec-CatCat-v0_rnn_n8_T3_h4_lr0.002_seed0.json", "sweep.json"]
+
+
+def test_export_jsonl_is_sorted_and_compact(tmp_path):
+    cfg = config(cells=["rnn"], seeds=[0])
+    sweep(cfg, tmp_path)
+    results = [RunResult.load(f) for f in sorted((tmp_path / "t").glob("*_*.json"), reverse=True)]
+    assert export_jsonl(results, tmp_path / "a.jsonl") == 2
+    assert export_jsonl(list(reversed(results)), tmp_path / "b.jsonl") == 2
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_ray_backend_matches_the_local_backend(tmp_path):
+    pytest.importorskip("ray")
+    cfg = config(cells=["rnn"], seeds=[0, 1], n_examples=[12])
+    local = sweep(cfg, tmp_path / "local")
+    remote = run_sweep(cfg, tmp_path / "ray", backend="ray", workers=2, progress=False)
+    assert (local.ran, remote.ran, remote.failed) == (2, 2, [])
+
+    def metrics(root: Path) -> dict:
+        out = {}
+        for f in sorted((root / "t").glob("*_*.json")):
+            r = RunResult.load(f)
+            out[f.name] = [{k: v for k, v in e.items() if k != "time_s"} for e in r.history]
+        return out
+
+    assert metrics(tmp_path / "local") == metrics(tmp_path / "ray")
+
+
+def test_a_result_that_cannot_be_written_is_rescued_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    cfg = config(cells=["rnn"], n_examples=[12], seeds=[0, 1])
+
+    def unserialisable(self):
+        raise TypeError("Object of type Tensor is not JSON serializable")
+
+    with monkeypatch.context() as m:
+        m.setattr(RunResult, "to_json", unserialisable)
+        summary = sweep(cfg, tmp_path)
+    assert summary.ran == 0 and len(summary.failed) == 2
+    for stem, why in summary.failed:
+        rescued = tmp_path / "t" / f"{stem}.json.partial"
+        assert f"saved to {rescued}" in why and json.loads(rescued.read_text())["status"] == "completed"
+    summary = sweep(cfg, tmp_path)  # the next run writes them; the rescue copies are not taken for results
+    assert summary.ran == 2 and not summary.failed
