@@ -45,7 +45,7 @@ load_plugins()
 # Models and training pull in torch and Lightning (seconds to import), so these load on first use: the
 # command line and the task generators start without them.
 _LAZY = {
-    "fit": "memtasks.fitting.trainer", "Protocol": "memtasks.fitting.protocol",
+    "fit": "memtasks.fitting.trainer", "Protocol": "memtasks.fitting.protocol", "Search": "memtasks.fitting.protocol",
     "RunResult": "memtasks.fitting.result", "SequenceModel": "memtasks.models.sequence_model",
     "register_cell": "memtasks.models.registry", "cell_spec": "memtasks.models.registry",
     "cells": "memtasks.models.registry",
@@ -59,7 +59,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "SETTINGS", "Ceiling", "Protocol", "RunResult", "SequenceModel", "cell_spec", "cells", "fit",
+    "SETTINGS", "Ceiling", "Protocol", "RunResult", "Search", "SequenceModel", "cell_spec", "cells", "fit",
     "register_cell", "DataFormatError", "InvalidKwargError", "Layout", "MemoryGuardError",
     "MemtasksError", "OutdatedVersionWarning", "Param", "RegistrationError", "Task", "TaskData", "TaskInfo",
     "TaskSpec", "UnknownTaskError", "__version__", "load", "make", "pprint_registry", "register",

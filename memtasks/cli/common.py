@@ -76,3 +76,20 @@ def writable_dir(path: Path) -> Path:
 def print_teacher_note() -> None:
     """Say that with taught targets the bit counts are not memorized information."""
     out.print("[dim]source=teacher: bits are not memorized information (targets are learnable).[/]")
+
+
+def csv_list(kind: type) -> Any:
+    """A click callback that parses a comma-separated list of ``kind`` (one Error: line if it cannot)."""
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Any] | None:
+        if value is None:
+            return None
+        flag = max(param.opts, key=len) if param.opts else f"--{param.name}"
+        example = "0.003,0.01" if kind is float else "100,300,1000"
+        try:
+            values = [kind(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values:
+            raise BadInput(f"{flag} {value!r}: give comma-separated {kind.__name__}s, e.g. {example}") from None
+        return values
+    return parse

@@ -14,6 +14,7 @@ from rich.table import Table
 from memtasks.cli.common import (
     KWARG_OPTION,
     BadInput,
+    csv_list,
     err,
     make_task,
     out,
@@ -21,7 +22,8 @@ from memtasks.cli.common import (
     print_teacher_note,
     writable_dir,
 )
-from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.cost import trial_step_seconds
+from memtasks.fitting.protocol import DEFAULT_LRS, Protocol
 from memtasks.fitting.result import run_name
 
 
@@ -38,7 +40,11 @@ def _run_table(result: Any, path: Path) -> Table:
     table.add_column("value", justify="right")
     table.add_row("status", f"{result.status} ({result.stop_reason})")
     table.add_row("parameters: total / recurrent core", f"{cell['params_total']:,} / {cell['params_core']:,}")
-    table.add_row("epochs (best epoch)", f"{result.epochs} ({best['epoch'] if best else '–'})")
+    table.add_row("optimizer steps (best at)", f"{result.steps:,} ({best['step'] if best else '–'})")
+    proto = result.protocol
+    trials = result.trials
+    won = f"lr {proto['lr']:g}, batch {proto['batch_size']}"
+    table.add_row("search: trials (selected)", f"{len(trials)} ({won})" if len(trials) > 1 else won)
     metric = "accuracy" if cat else "R²"
     table.add_row(f"achievable ceiling ({metric})", _fmt(ceil["accuracy"] if cat else ceil["r2"]))
     tr = best["train"] if best else {}
@@ -55,14 +61,17 @@ def _run_table(result: Any, path: Path) -> Table:
     table.add_row(f"held-out test {metric}", held_out)
     table.add_row("bits stored (at the ceiling)", f"{_fmt(tr.get('bits'), ',.1f')} ({ceil['bits']:,.1f})")
     table.add_row("bits per parameter", _fmt(best["bits_per_param"] if best else None))
-    reach = result.epochs_to_ceiling
-    table.add_row("epochs to 50 / 90 / 100 % of ceiling",
+    reach = result.steps_to_ceiling
+    table.add_row("steps to 50 / 90 / 100 % of ceiling",
                   " / ".join("–" if reach[k] is None else str(reach[k]) for k in ("50%", "90%", "100%")))
-    table.add_row("wall time (training)", f"{result.wall_time_s:.1f} s ({result.train_time_s:.1f} s)")
+    together = f" ({result.batched_with} trials trained together)" if result.batched_with > 1 else ""
+    table.add_row("wall time", f"{result.wall_time_s:.1f} s{together}")
     return table
 
 
 _DEFAULTS = Protocol  # dataclass field defaults are class attributes; an instance would import torch
+#: A run whose worst case (every trial to its step budget) exceeds this is refused unless --yes.
+RUN_LIMIT_S = 2 * 3600
 
 
 @click.command("run")
@@ -76,11 +85,20 @@ _DEFAULTS = Protocol  # dataclass field defaults are class attributes; an instan
 @click.option("--params", "n_params", type=int, default=None, metavar="N",
               help="Parameter budget: pick the hidden size whose total parameter count is closest to N.")
 @click.option("--embed-dim", type=int, default=16, show_default=True, help="Width of the shared input encoder.")
-@click.option("--lr", type=float, default=_DEFAULTS.lr, show_default=True, help="Adam learning rate.")
-@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
-@click.option("--max-epochs", type=int, default=_DEFAULTS.max_epochs, show_default=True, help="Epoch budget.")
+@click.option("--lr", "lrs", callback=csv_list(float), metavar="LR[,LR…]",
+              help=f"Learning rates of the search (default {','.join(f'{x:g}' for x in DEFAULT_LRS)}); "
+                   "the best trial is the measurement.")
+@click.option("--batch-size", "batch_sizes", callback=csv_list(int), metavar="B[,B…]",
+              help=f"Batch sizes of the search (default {_DEFAULTS.batch_size}; more than the set: full batch).")
+@click.option("--max-steps", type=int, default=_DEFAULTS.max_steps, show_default=True,
+              help="Budget of optimizer steps per trial.")
+@click.option("--eval-every", type=int, default=None,
+              help="Steps between whole-training-set evaluations (default: about a tenth of the time).")
 @click.option("--patience", type=int, default=_DEFAULTS.patience, show_default=True,
-              help="Stop when the training metric has not improved for this many epochs.")
+              help="Evaluations without a new best before the learning rate decays (or, after the last decay, "
+                   "the trial stops).")
+@click.option("--decays", type=int, default=_DEFAULTS.max_decays, show_default=True,
+              help="Learning-rate decays (×0.3 each) before a plateau stops a trial.")
 @click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
               help="Gradient-norm clip (0: off).")
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True,
@@ -93,20 +111,25 @@ _DEFAULTS = Protocol  # dataclass field defaults are class attributes; an instan
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar (default: when stderr is a terminal and --json is not given).")
 @click.option("--json", "as_json", is_flag=True, help="Print the RunResult JSON instead of the summary table.")
+@click.option("--yes", is_flag=True, help="Run even if the worst-case estimate is hours.")
 def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple[str, ...], hidden: int | None,
-            n_params: int | None, embed_dim: int, lr: float, batch_size: int, max_epochs: int, patience: int,
-            grad_clip: float, seed: int, device: str, threads: int | None, out_dir: Path, save_model: bool,
-            progress: bool | None, as_json: bool) -> None:
+            n_params: int | None, embed_dim: int, lrs: list[float] | None, batch_sizes: list[int] | None,
+            max_steps: int, eval_every: int | None, patience: int, decays: int, grad_clip: float, seed: int,
+            device: str, threads: int | None, out_dir: Path, save_model: bool,
+            progress: bool | None, as_json: bool, yes: bool) -> None:
     """Train a cell on a task's training set and report how far it fits it.
 
-    Stops at the achievable ceiling, on a plateau (--patience) or at --max-epochs; writes one
-    RunResult JSON to --out and prints a summary (fitting ceiling, bits stored, bits per parameter).
+    Measures the best trial of a search over learning rates (and batch sizes), each trained until the
+    achievable ceiling, a plateau after its last learning-rate decay, or --max-steps; writes one RunResult
+    JSON to --out and prints a summary (fitting ceiling, bits stored, bits per parameter).
     """
     # deferred: torch, Lightning and the cell registry take seconds to import (keeps start-up fast)
     import torch
 
+    from memtasks.fitting.protocol import Search
     from memtasks.fitting.trainer import fit, resolve_hidden
     from memtasks.models.registry import cell_spec
+    from memtasks.models.sequence_model import count_total_params
 
     if threads is not None:
         if threads < 1:
@@ -114,12 +137,21 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         torch.set_num_threads(threads)
     if embed_dim < 1:
         raise BadInput(f"--embed-dim must be a positive integer, got {embed_dim}")
-    protocol = Protocol(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                        grad_clip=grad_clip, seed=seed, device=device)
+    search = Search(lrs=tuple(lrs or DEFAULT_LRS), batch_sizes=tuple(batch_sizes or (_DEFAULTS.batch_size,)))
+    protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], max_steps=max_steps,
+                        eval_every=eval_every, patience=patience, max_decays=decays, grad_clip=grad_clip, seed=seed,
+                        device=device)
     spec = cell_spec(cell)
     ckw = parse_json_pairs(cell_kwargs)
     task = make_task(task_id, kwargs)
     hidden_size = resolve_hidden(task, spec, hidden, n_params, embed_dim, ckw)
+    total = count_total_params(task.layout, spec, hidden_size, embed_dim, ckw)
+    worst = len(search) * max_steps * trial_step_seconds(total, max(search.batch_sizes), task.layout.length)
+    if worst > RUN_LIMIT_S and not yes:
+        trials = f"{len(search)} trial{'s' * (len(search) != 1)}"
+        raise BadInput(f"this run is {trials} of up to {max_steps:,} steps of a {total:,}-parameter "
+                       f"model, at worst about {worst / 3600:,.1f} h on this machine; use --yes, fewer --lr "
+                       "values or a smaller --max-steps")
     writable_dir(out_dir)
     stem = run_name(task.spec.id, spec.name, hidden_size, seed,
                     datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -132,7 +164,7 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
     with err.status(f"generating {task.spec.id}…") if show else nullcontext():
         task.train.ceiling, task.test  # noqa: B018 - generate before the progress bar starts
     result = fit(task, spec, hidden=None if n_params is not None else hidden_size, params=n_params,
-                 embed_dim=embed_dim, cell_kwargs=ckw, protocol=protocol, progress=show,
+                 embed_dim=embed_dim, cell_kwargs=ckw, protocol=protocol, search=search, progress=show,
                  model_path=path.with_suffix(".safetensors") if save_model else None, result_path=path)
     result.save(path)
     if as_json:
@@ -142,9 +174,13 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         out.print(f"result: {path}", soft_wrap=True)
         if result.model_file:
             out.print(f"model weights: {path.parent / result.model_file}", soft_wrap=True)
-        if result.stop_reason == "budget" and result.best and result.best["epoch"] > result.epochs - 5:
-            out.print(f"[dim]Stopped at the budget ({result.epochs} epochs) while still improving: raise "
-                      "--max-epochs to find this cell's full fitting ceiling.[/]")
+        if result.stop_reason == "budget":
+            out.print(f"[dim]The selected trial stopped at the budget ({result.steps:,} steps) before a plateau: "
+                      "raise --max-steps to find this cell's full fitting ceiling.[/]")
+        if len(result.trials) > 1 and result.selected_trial in (0, len(result.trials) - 1) \
+                and len(search.batch_sizes) == 1:
+            out.print("[dim]The best trial is at the edge of the learning-rate grid: a wider --lr grid may "
+                      "fit further.[/]")
         if task.kwargs.get("source") != "random":
             print_teacher_note()
     if result.status == "interrupted":

@@ -9,38 +9,30 @@ from typing import Any
 
 import click
 
-from memtasks.cli.common import KWARG_OPTION, BadInput, Failure, err, out, parse_json_pairs, writable_dir
+from memtasks.cli.common import KWARG_OPTION, Failure, csv_list, err, out, parse_json_pairs, writable_dir
 from memtasks.fitting.protocol import Protocol
 
 
 # ----- sweep ------------------------------------------------------------------------------------
-def _csv(kind: type) -> Any:
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Any] | None:
-        if value is None:
-            return None
-        try:
-            return [kind(v) for v in value.split(",") if v.strip()]
-        except ValueError:
-            raise BadInput(f"--{param.name.replace('_', '-')} {value!r}: give comma-separated "
-                           f"{kind.__name__}s, e.g. 100,300,1000") from None
-    return parse
-
-
 @click.command("sweep")
 @click.argument("config_path", metavar="[CONFIG.toml]", required=False, type=click.Path(path_type=Path))
 @click.option("--name", help="Sweep name: results go to OUT/NAME/ (overrides the config's).")
 @click.option("--task", "tasks", multiple=True, help="Task id (repeatable), or 'all' for the 16 settings.")
 @click.option("--cell", "cells", multiple=True, help="Cell (repeatable).")
-@click.option("--n-examples", callback=_csv(int), help="Training-set sizes, e.g. 100,300,1000.")
-@click.option("--seq-len", callback=_csv(int), help="Sequence lengths, e.g. 10,20.")
-@click.option("--params", "params", callback=_csv(int), help="Parameter budgets, e.g. 1000,4000.")
-@click.option("--hidden", "hidden", callback=_csv(int), help="Hidden sizes (instead of --params).")
-@click.option("--seeds", callback=_csv(int), help="Seeds (data and training), e.g. 0,1,2.")
-@click.option("--lr", "lrs", callback=_csv(float), help="Learning rates, e.g. 2e-3,5e-3.")
+@click.option("--n-examples", callback=csv_list(int), help="Training-set sizes, e.g. 100,300,1000.")
+@click.option("--bits-per-param", callback=csv_list(float),
+              help="Training-set sizes in bits of target information per parameter, e.g. 0.5,1,2,4,8 "
+                   "(instead of --n-examples).")
+@click.option("--seq-len", callback=csv_list(int), help="Sequence lengths, e.g. 10,20.")
+@click.option("--params", "params", callback=csv_list(int), help="Parameter budgets, e.g. 1000,4000.")
+@click.option("--hidden", "hidden", callback=csv_list(int), help="Hidden sizes (instead of --params).")
+@click.option("--seeds", callback=csv_list(int), help="Seeds (data and training), e.g. 0,1,2.")
+@click.option("--lr", "lrs", callback=csv_list(float), help="Learning rates of every point's search, e.g. 3e-3,1e-2.")
+@click.option("--batch-size", "batch_sizes", callback=csv_list(int),
+              help="Batch sizes of every point's search, e.g. 32,128.")
 @KWARG_OPTION
-@click.option("--max-epochs", type=int, help="Epoch budget of every run.")
-@click.option("--patience", type=int, help="Plateau patience of every run.")
-@click.option("--batch-size", type=int, help="Batch size of every run.")
+@click.option("--max-steps", type=int, help="Step budget of every trial.")
+@click.option("--patience", type=int, help="Evaluations without a new best before a learning-rate decay.")
 @click.option("--out", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Root folder of sweeps.")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -50,13 +42,16 @@ def _csv(kind: type) -> Any:
 @click.option("--device", default="cpu", show_default=True, help="Device of every run: cpu, cuda, cuda:N or mps.")
 @click.option("--progress/--no-progress", default=None, help="Show the progress display (default: on a terminal).")
 @click.option("--dry-run", is_flag=True, help="Check the config and show the plan without running anything.")
+@click.option("--yes", is_flag=True, help="Run even if the worst-case estimate is many hours.")
 def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...], cells: tuple[str, ...],
-              n_examples: list[int] | None, seq_len: list[int] | None, params: list[int] | None,
-              hidden: list[int] | None, seeds: list[int] | None, lrs: list[float] | None, kwargs: tuple[str, ...],
-              max_epochs: int | None, patience: int | None, batch_size: int | None, root: Path, backend: str,
-              workers: int | None, threads: int, address: str | None, device: str, progress: bool | None,
-              dry_run: bool) -> None:
-    """Run a grid of fits: tasks × cells × sizes × lengths × budgets × seeds × learning rates.
+              n_examples: list[int] | None, bits_per_param: list[float] | None, seq_len: list[int] | None,
+              params: list[int] | None, hidden: list[int] | None, seeds: list[int] | None,
+              lrs: list[float] | None, batch_sizes: list[int] | None, kwargs: tuple[str, ...],
+              max_steps: int | None, patience: int | None, root: Path, backend: str, workers: int | None,
+              threads: int, address: str | None, device: str, progress: bool | None, dry_run: bool,
+              yes: bool) -> None:
+    """Run a grid of measurements: tasks × cells × sizes × lengths × budgets × seeds, each the best trial
+    of a search over learning rates (and batch sizes).
 
     One RunResult per grid point lands in OUT/NAME/. Finished points are skipped, so re-running a killed
     sweep resumes it; a failed run is reported and never stops the sweep. See docs/sweeps.md.
@@ -69,16 +64,24 @@ def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...]
     data: dict[str, Any] = {}
     if config_path is not None:
         data = SweepConfig.load(config_path).to_dict()
-    flags = {"name": name, "tasks": list(tasks) or None, "cells": list(cells) or None, "n_examples": n_examples,
-             "seq_len": seq_len, "seeds": seeds, "lr": lrs}
+    flags = {"name": name, "tasks": list(tasks) or None, "cells": list(cells) or None, "seq_len": seq_len,
+             "seeds": seeds}
     data.update({k: v for k, v in flags.items() if v is not None})
+    if n_examples is not None or bits_per_param is not None:
+        data.pop("n_examples", None)
+        data.pop("bits_per_param", None)
+        data.update({k: v for k, v in (("n_examples", n_examples), ("bits_per_param", bits_per_param))
+                     if v is not None})
+    search = {k: v for k, v in (("lr", lrs), ("batch_size", batch_sizes)) if v is not None}
+    if search:
+        data["search"] = {**data.get("search", {}), **search}
     if params is not None or hidden is not None:
         data.pop("params", None)
         data.pop("hidden", None)
         data.update({k: v for k, v in (("params", params), ("hidden", hidden)) if v is not None})
     if kwargs:
         data["task_kwargs"] = {**data.get("task_kwargs", {}), **parse_json_pairs(kwargs)}
-    overrides = {"max_epochs": max_epochs, "patience": patience, "batch_size": batch_size}
+    overrides = {"max_steps": max_steps, "patience": patience}
     if any(v is not None for v in overrides.values()):
         data["protocol"] = {**data.get("protocol", {}), **{k: v for k, v in overrides.items() if v is not None}}
     config = SweepConfig.from_dict(data, str(config_path) if config_path else "flags")
@@ -97,7 +100,7 @@ def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...]
         return
     show = sys.stderr.isatty() if progress is None else progress
     summary = run_sweep(config, root, backend=backend, workers=workers, threads=threads, device=device,
-                        address=address, console=err, progress=show)
+                        address=address, console=err, progress=show, yes=yes)
     out.print(f"sweep {config.name}: {summary.ran} ran, {summary.skipped} already finished, "
               f"{len(summary.failed)} failed, {summary.total} points in {summary.wall_time_s:.0f} s -> {summary.path}",
               soft_wrap=True)

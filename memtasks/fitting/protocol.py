@@ -1,12 +1,24 @@
-"""The fitting protocol's settings: optimizer, learning rate, batch size, budget, patience, clip, seed, device.
+"""The fitting protocol: how a cell is trained, when it stops, and the search whose best trial is the measurement.
+
+A figure that more steps or another learning rate would change measures the budget, not the cell. So:
+
+- budgets are **optimizer steps** (``max_steps``), the same for a set of 8 examples and one of 8000;
+- the **whole training set** is evaluated every ``eval_every`` steps (by default often enough to stop promptly,
+  rarely enough that evaluation costs about a tenth of the time: see :meth:`Protocol.eval_interval`);
+- on a plateau (``patience`` evaluations without a new best) the learning rate is first **decayed** by
+  ``decay`` (up to ``max_decays`` times); the run stops when a plateau follows the last decay, at the
+  achievable ceiling, or at the budget;
+- a point is measured as the **best trial of a declared search** (:class:`Search`: learning rates × batch
+  sizes), every trial recorded.
 
 Every setting is validated on construction (one clear error naming the bad value and what is valid) and
-recorded in each result. Training itself is in :mod:`memtasks.fitting.trainer`; this module imports neither
-Lightning nor, until a device is checked, torch, so the command line stays fast.
+recorded in each result. This module imports neither Lightning nor, until a device is checked, torch, so
+the command line stays fast.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,20 +30,42 @@ if TYPE_CHECKING:
 
 #: Hidden size used when neither ``hidden`` nor ``params`` is given.
 DEFAULT_HIDDEN = 64
+#: The default learning-rate grid: a factor of about 3 apart, from slow to fast for Adam on small RNNs.
+DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
+#: Fewest and most steps between two evaluations when ``eval_every`` is automatic.
+EVAL_EVERY_MIN, EVAL_EVERY_MAX = 10, 500
 
 
 class ProtocolError(MemtasksError, ValueError):
-    """A protocol setting is invalid (lr, batch size, epochs, device…)."""
+    """A protocol or search setting is invalid (lr, batch size, steps, device…)."""
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ProtocolError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ProtocolError(f"{name} must be a positive number, got {value!r}")
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a cell is trained and evaluated (see the module docstring)."""
+    """How one trial is trained and evaluated, and when it stops (see the module docstring).
 
-    lr: float = 2e-3
-    batch_size: int = 128
-    max_epochs: int = 100
-    patience: int = 30
+    ``lr`` and ``batch_size`` are one trial's; a :class:`Search` varies them. ``batch_size`` larger than the
+    training set means full-batch training.
+    """
+
+    lr: float = 3e-3
+    batch_size: int = 64
+    max_steps: int = 5000
+    eval_every: int | None = None
+    patience: int = 8
+    decay: float = 0.3
+    max_decays: int = 3
+    min_improvement: float = 1e-3
     grad_clip: float = 1.0
     seed: int = 0
     eval_batch_size: int = 1024
@@ -39,16 +73,20 @@ class Protocol:
     optimizer: str = "adam"
 
     def __post_init__(self) -> None:
-        def positive_int(name: str) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ProtocolError(f"{name} must be a positive integer, got {v!r}")
-
-        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ProtocolError(f"learning rate must be a positive number, got {self.lr!r}")
-        for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
-            positive_int(name)
-        if not isinstance(self.grad_clip, (int, float)) or not self.grad_clip >= 0:
+        _positive_float("learning rate", self.lr)
+        for name in ("batch_size", "max_steps", "patience", "eval_batch_size"):
+            _positive_int(name, getattr(self, name))
+        if self.eval_every is not None:
+            _positive_int("eval_every", self.eval_every)
+        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) or not 0 < self.decay < 1:
+            raise ProtocolError(f"decay must be a factor in (0, 1), got {self.decay!r}")
+        if not isinstance(self.max_decays, int) or isinstance(self.max_decays, bool) or self.max_decays < 0:
+            raise ProtocolError(f"max_decays must be a non-negative integer, got {self.max_decays!r}")
+        if isinstance(self.min_improvement, bool) or not isinstance(self.min_improvement, (int, float)) \
+                or not 0 <= self.min_improvement < 1:
+            raise ProtocolError(f"min_improvement must be in [0, 1), got {self.min_improvement!r}")
+        if isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float)) \
+                or not self.grad_clip >= 0:
             raise ProtocolError(f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ProtocolError(f"seed must be a non-negative integer, got {self.seed!r}")
@@ -56,14 +94,72 @@ class Protocol:
             raise ProtocolError(f"optimizer {self.optimizer!r} is not supported; valid: adam")
         check_device(self.device)
 
+    def eval_interval(self, n_examples: int, batch_size: int | None = None) -> int:
+        """Steps between two whole-training-set evaluations of a set of ``n_examples`` (a pure function of
+        the trial, so a trial is evaluated at the same steps alone or batched with others).
+
+        Automatic unless ``eval_every`` is set: evaluating n examples costs about n / (3·batch) training
+        steps (forward only, no update), so every ``ceil(3.3 · n / batch)`` steps it takes about a tenth
+        of the time; at least every 10 steps and at most every 500.
+        """
+        if self.eval_every is not None:
+            return self.eval_every
+        per_pass = n_examples / min(batch_size or self.batch_size, max(n_examples, 1))
+        return int(min(EVAL_EVERY_MAX, max(EVAL_EVERY_MIN, math.ceil(10 * per_pass / 3))))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Search:
+    """The declared hyper-parameter search that measures one point: every ``lrs`` × ``batch_sizes`` trial.
+
+    The point's figure is the best trial's (:func:`memtasks.fitting.trainer.select` states the rule); every
+    trial is recorded. A batch size at least the training set's size is full-batch training.
+    """
+
+    lrs: tuple[float, ...] = DEFAULT_LRS
+    batch_sizes: tuple[int, ...] = (64,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lrs", _as_tuple(self.lrs))
+        object.__setattr__(self, "batch_sizes", _as_tuple(self.batch_sizes))
+        if not self.lrs or not self.batch_sizes:
+            raise ProtocolError("a search needs at least one learning rate and one batch size")
+        for lr in self.lrs:
+            _positive_float("search learning rate", lr)
+        for b in self.batch_sizes:
+            _positive_int("search batch size", b)
+        for name, values in (("learning rates", self.lrs), ("batch sizes", self.batch_sizes)):
+            if len(set(values)) != len(values):
+                raise ProtocolError(f"the search lists {name} twice: {list(values)}")
+
+    @classmethod
+    def single(cls, protocol: Protocol) -> Search:
+        """The search of one trial: the protocol's own learning rate and batch size."""
+        return cls(lrs=(protocol.lr,), batch_sizes=(protocol.batch_size,))
+
+    def trials(self) -> list[tuple[float, int]]:
+        """Every ``(lr, batch_size)`` pair, batch sizes outer."""
+        return [(lr, b) for b, lr in itertools.product(self.batch_sizes, self.lrs)]
+
+    def __len__(self) -> int:
+        return len(self.lrs) * len(self.batch_sizes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"lrs": list(self.lrs), "batch_sizes": list(self.batch_sizes)}
+
+
+def _as_tuple(values: Any) -> tuple[Any, ...]:
+    return tuple(values) if isinstance(values, (list, tuple)) else (values,)
+
+
 def check_device(device: str) -> torch.device:
     """Parse ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` and check that the device exists."""
-    import torch
+    import torch  # deferred: the CLI reads Protocol's defaults at start-up
 
     try:
         dev = torch.device(device)

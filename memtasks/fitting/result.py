@@ -1,9 +1,10 @@
 """``RunResult``: everything one fitting run measured, as one JSON file with a ``schema_version``.
 
 A result names exactly what ran — the task id, merged kwargs and data fingerprints, the cell, its
-hidden size and parameter counts, the protocol — and what came out: status, best and final metrics,
-epochs to reach 50 / 90 / 100 % of the achievable ceiling, the per-epoch history, wall time and the
-software environment. Files are written atomically (temporary file, then rename), so an interrupted
+hidden size and parameter counts, the protocol and the search — and what came out: the selected trial's
+status, stop reason, best and final metrics, steps to reach 50 / 90 / 100 % of the achievable ceiling, its
+evaluation history and learning-rate history, a summary of every trial, wall time and the software
+environment. Files are written atomically (temporary file, then rename), so an interrupted
 run never leaves half a file. Field meanings are documented in ``docs/fitting.md``.
 """
 
@@ -20,8 +21,10 @@ from typing import Any, NoReturn
 
 from memtasks.errors import MemtasksError
 
-#: Bumped whenever a field changes meaning or disappears (adding fields keeps the version).
-SCHEMA_VERSION = 1
+#: Bumped whenever a field changes meaning or disappears (adding fields keeps the version). Version 2: budgets
+#: in optimizer steps (``steps``, ``evaluations``, ``steps_to_ceiling``), the search (``search``, ``trials``,
+#: ``selected_trial``) and the learning-rate history replace version 1's epochs.
+SCHEMA_VERSION = 2
 
 #: ``status`` values: the run ended normally, diverged (NaN/inf), or was interrupted (Ctrl-C).
 STATUSES = ("completed", "diverged", "interrupted")
@@ -73,15 +76,22 @@ class RunResult:
     task: dict[str, Any]
     cell: dict[str, Any]
     protocol: dict[str, Any]
+    search: dict[str, Any]
     status: str
     stop_reason: str
-    epochs: int
+    steps: int
+    evaluations: int
     best: dict[str, Any] | None
     final: dict[str, Any] | None
-    epochs_to_ceiling: dict[str, int | None]
+    steps_to_ceiling: dict[str, int | None]
     history: list[dict[str, Any]]
+    lr_history: list[dict[str, float]]
+    trials: list[dict[str, Any]]
+    selected_trial: int | None
     wall_time_s: float
     train_time_s: float
+    eval_time_s: float
+    batched_with: int
     environment: dict[str, Any]
     model_file: str | None = None
     schema_version: int = SCHEMA_VERSION
@@ -98,7 +108,7 @@ class RunResult:
 
     @property
     def bits_per_param(self) -> float | None:
-        """Bits stored at the best epoch per total trainable parameter."""
+        """Bits stored at the best evaluation per total trainable parameter."""
         return None if not self.best else self.best["bits_per_param"]
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,31 +1,25 @@
-"""Training under the fitting protocol: train a cell on a task's training set and measure how far it fits it.
+"""Measuring points: the search's trials trained (batched where they can be), the best one selected, one result.
 
-Defaults (each overridable, all recorded in the result): Adam, lr 2e-3, gradient-norm clip 1.0,
-batch 128, a budget of ``max_epochs``. After every epoch the **whole training set** is evaluated in
-eval mode (and the held-out test set beside it). Training stops
+A *point* is a task, a cell and its size; its measurement is the best trial of a declared
+:class:`~memtasks.fitting.protocol.Search` (learning rates × batch sizes), each trial trained under the
+step-budget protocol by :mod:`memtasks.fitting.engine`. :func:`fit` measures one point; :func:`measure`
+measures many, training every trial of one model shape together and handing over each point's
+:class:`~memtasks.fitting.result.RunResult` as soon as its last trial stops.
 
-- at the achievable ceiling: every target the data allows is fitted (categorical: as many correct
-  as the ceiling's accuracy allows; real: the MSE is within ``Var(y)·2^-16`` of the floor, where bits
-  per scalar reach their 8-bit cap);
-- on a plateau: the training metric (accuracy, or MSE for real targets) has not improved for
-  ``patience`` epochs (Lightning's ``EarlyStopping``);
-- at the budget (``max_epochs``);
-- on divergence: a NaN/inf loss or metric ends the run as ``status: diverged``, never as a crash;
-- on Ctrl-C: the partial result is kept as ``status: interrupted``.
-
-Runs are repeatable on CPU: one seed sets torch's, numpy's and Python's generators and the batch
-order. The task's own ``seed`` kwarg, which fixes the data, is separate.
+Selection rule (:func:`select`): the trial with the best training fit at its best evaluation — most correct
+targets (categorical) or lowest MSE (real); ties go to the trial that got there in fewer steps, then to
+the smaller learning rate. Diverged trials are chosen only when every trial diverged.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import math
 import platform
-import signal
 import tempfile
 import time
-import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,125 +27,42 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, RichProgressBar
-from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from lightning.pytorch.trainer.states import TrainerStatus
 from safetensors.torch import save_file
 
-from memtasks.data.ceiling import Ceiling
-from memtasks.fitting.protocol import (
-    DEFAULT_HIDDEN,
-    Protocol,
-    ProtocolError,
-    check_device,
-)
+from memtasks.fitting.engine import Trial, TrialRun, train_trials
+from memtasks.fitting.protocol import DEFAULT_HIDDEN, Protocol, ProtocolError, Search, check_device
 from memtasks.fitting.result import ResultWriteError, RunResult, rescue, run_name
-from memtasks.metrics import fits_ceiling_real
 from memtasks.models.registry import CellSpec, cell_spec
 from memtasks.models.sequence_model import SequenceModel, hidden_for_params
+from memtasks.models.stacked import batchable
 from memtasks.tasks.task import Task
 from memtasks.version import __version__
 
-#: Fractions of the achievable ceiling whose first epoch is reported.
+#: Fractions of the achievable ceiling whose first step is reported.
 MILESTONES = (0.5, 0.9, 1.0)
 
 
-def _trainer_device(device: torch.device) -> dict[str, Any]:
-    if device.type == "cpu":
-        return {"accelerator": "cpu", "devices": 1}
-    if device.type == "cuda":
-        return {"accelerator": "gpu", "devices": [device.index or 0]}
-    return {"accelerator": "mps", "devices": 1}
+@dataclass
+class Measurement:
+    """One point to measure: a task, a cell of one size, the protocol and the search."""
 
+    task: Task
+    cell: CellSpec
+    hidden_size: int
+    protocol: Protocol
+    search: Search
+    params_budget: int | None = None
+    embed_dim: int = 16
+    cell_kwargs: dict[str, Any] = field(default_factory=dict)
+    model_path: Path | None = None
+    result_path: Path | None = None
+    key: Any = None
 
-class FitMonitor(pl.Callback):
-    """Turns each evaluation pass into a history entry, tracks the best epoch and stops at the ceiling.
-
-    It logs :attr:`monitor_key` (training accuracy, or training MSE for real targets) for ``EarlyStopping``.
-    """
-
-    def __init__(self, ceiling: Ceiling, y_type: str, variances: tuple[float | None, float | None],
-                 keep_best_state: bool = False) -> None:
-        self.ceiling, self.y_type, self.variances = ceiling, y_type, variances
-        self.keep_best_state = keep_best_state
-        self.history: list[dict[str, Any]] = []
-        self.best_index: int | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.reached_ceiling = False
-        self._epoch_start = self._train_time = 0.0
-
-    @property
-    def train_time_s(self) -> float:
-        """Seconds spent in training epochs (evaluation passes excluded)."""
-        return self._train_time
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._epoch_start = time.perf_counter()
-
-    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._epoch_start:
-            self._train_time += time.perf_counter() - self._epoch_start
-            self._epoch_start = 0.0
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        sums = pl_module.eval_sums  # type: ignore[attr-defined]
-        train = sums[0].metrics(self.variances[0])
-        test = sums[1].metrics(self.variances[1]) if 1 in sums else None
-        self._add_ceiling_metrics(train)
-        train["bits_per_param"] = train["bits"] / pl_module.param_counts().total  # type: ignore[operator]
-        entry = {"epoch": trainer.current_epoch + 1, "train": train, "test": test,
-                 "time_s": round(self._train_time, 4)}
-        self.history.append(entry)
-        key = "accuracy" if self.y_type == "cat" else "mse"
-        value = train[key]
-        if math.isfinite(value) and (self.best_index is None or self._better(value, self.best_value)):
-            self.best_index = len(self.history) - 1
-            if self.keep_best_state:
-                self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
-        pl_module.log(self.monitor_key, value, prog_bar=True)
-        if train["at_ceiling"]:
-            self.reached_ceiling = True
-            trainer.should_stop = True
-
-    @property
-    def monitor_key(self) -> str:
-        """The logged metric that ``EarlyStopping`` watches (and the progress bar shows)."""
-        return "train_accuracy" if self.y_type == "cat" else "train_mse"
-
-    @property
-    def best_value(self) -> float:
-        assert self.best_index is not None
-        train = self.history[self.best_index]["train"]
-        return train["accuracy" if self.y_type == "cat" else "mse"]
-
-    def _better(self, value: float, best: float) -> bool:
-        return value > best if self.y_type == "cat" else value < best
-
-    def _add_ceiling_metrics(self, train: dict[str, Any]) -> None:
-        c = self.ceiling
-        if self.y_type == "cat":
-            needed = round(c.accuracy * c.n_scored)  # type: ignore[operator]
-            train["fraction_of_ceiling"] = train["accuracy"] / c.accuracy if c.accuracy else float("nan")
-            train["at_ceiling"] = train["correct"] >= needed
-        else:
-            mse = train["mse"]
-            train["fraction_of_ceiling"] = train["r2"] / c.r2 if c.r2 and c.r2 > 0 else float("nan")
-            train["at_ceiling"] = bool(math.isfinite(mse) and fits_ceiling_real(mse, c.mse_floor, c.variance))
-
-    def epochs_to_ceiling(self) -> dict[str, int | None]:
-        """First epoch at which the training fit reached 50 / 90 / 100 % of the achievable ceiling."""
-        out: dict[str, int | None] = {}
-        for m in MILESTONES:
-            hit = None
-            for e in self.history:
-                tr = e["train"]
-                if tr["at_ceiling"] or (m < 1.0 and tr["fraction_of_ceiling"] >= m):
-                    hit = e["epoch"]
-                    break
-            out[f"{round(m * 100)}%"] = hit
-        return out
+    def shape(self) -> str:
+        """Points of one shape train their trials together (one model shape, one protocol)."""
+        proto = {k: v for k, v in self.protocol.to_dict().items() if k not in ("lr", "batch_size", "seed")}
+        return json.dumps([self.task.layout.to_dict(), self.cell.name, self.hidden_size, self.embed_dim,
+                           self.cell_kwargs, proto], sort_keys=True, default=repr)
 
 
 def resolve_hidden(task: Task, cell: CellSpec, hidden: int | None, params: int | None, embed_dim: int,
@@ -184,142 +95,180 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 def fit(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | None = None, params: int | None = None,
         embed_dim: int = 16, cell_kwargs: dict[str, Any] | None = None, protocol: Protocol | None = None,
-        progress: bool = False, model_path: str | Path | None = None,
+        search: Search | None = None, progress: bool = False, model_path: str | Path | None = None,
         result_path: str | Path | None = None) -> RunResult:
-    """Train ``cell`` on ``task.train`` under ``protocol`` and return the :class:`RunResult`.
+    """Measure ``cell`` on ``task.train``: the best of ``search``'s trials under ``protocol``, as a RunResult.
 
-    ``hidden`` fixes the hidden size; ``params`` picks the hidden size whose total parameter count
-    best matches the budget. ``model_path`` writes the weights of the best epoch as safetensors.
-    If assembling the result fails after training, the metrics are saved beside ``result_path`` (the
-    file the caller means to write; default: the temporary directory) and :class:`ResultWriteError`
-    says where.
+    ``hidden`` fixes the hidden size; ``params`` picks the hidden size whose total parameter count best
+    matches the budget. ``search`` defaults to :class:`Search` (a grid of learning rates at the protocol's
+    batch size); ``Search.single(protocol)`` trains the protocol's own learning rate only. ``model_path``
+    writes the selected trial's best weights as safetensors. If assembling the result fails, the metrics
+    are saved beside ``result_path`` (default: the temporary directory) and :class:`ResultWriteError` says
+    where. Ctrl-C returns the partial result with status ``interrupted``.
     """
     return fit_model(task, cell, hidden=hidden, params=params, embed_dim=embed_dim, cell_kwargs=cell_kwargs,
-                     protocol=protocol, progress=progress, model_path=model_path, result_path=result_path)[0]
+                     protocol=protocol, search=search, progress=progress, model_path=model_path,
+                     result_path=result_path)[0]
 
 
 def fit_model(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | None = None,
               params: int | None = None, embed_dim: int = 16, cell_kwargs: dict[str, Any] | None = None,
-              protocol: Protocol | None = None, progress: bool = False, model_path: str | Path | None = None,
-              result_path: str | Path | None = None) -> tuple[RunResult, SequenceModel]:
-    """:func:`fit`, also returning the trained model (its final state)."""
+              protocol: Protocol | None = None, search: Search | None = None, progress: bool = False,
+              model_path: str | Path | None = None, result_path: str | Path | None = None
+              ) -> tuple[RunResult, SequenceModel]:
+    """:func:`fit`, also returning the selected trial's model with its best weights."""
     protocol = protocol or Protocol()
     spec = cell if isinstance(cell, CellSpec) else cell_spec(cell)
     cell_kwargs = dict(cell_kwargs or {})
     hidden_size = resolve_hidden(task, spec, hidden, params, embed_dim, cell_kwargs)
-    device = check_device(protocol.device)
+    point = Measurement(task, spec, hidden_size, protocol, search or Search(batch_sizes=(protocol.batch_size,)),
+                  params_budget=params, embed_dim=embed_dim, cell_kwargs=cell_kwargs,
+                  model_path=None if model_path is None else Path(model_path),
+                  result_path=None if result_path is None else Path(result_path))
+    results: list[RunResult] = []
+    states: list[dict[str, torch.Tensor] | None] = []
+    try:
+        measure([point], lambda p, r, state: (results.append(r), states.append(state)), progress=progress,
+                keep_best=True)
+    except KeyboardInterrupt:
+        if not results:
+            raise
+    model = SequenceModel(task.layout, spec, hidden_size, embed_dim=embed_dim, cell_kwargs=cell_kwargs, check=False)
+    if states and states[0] is not None:
+        model.load_state_dict(states[0])
+    return results[0], model
+
+
+def measure(points: Iterable[Measurement],
+            on_result: Callable[[Measurement, RunResult, dict[str, torch.Tensor] | None], None], *,
+            progress: bool = False, keep_best: bool = False) -> None:
+    """Measure every point; ``on_result(point, result, best_state)`` gets each as soon as its last trial stops.
+
+    Trials of points of one shape train together; a cell without a batched kernel trains one trial at a
+    time. ``best_state`` is the selected trial's best weights when ``keep_best`` (or the point's
+    ``model_path``) asks for them, else None.
+    """
+    points = list(points)
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(points):
+        groups.setdefault(p.shape(), []).append(i)
+    for members in groups.values():
+        _measure_group([points[i] for i in members], on_result, progress, keep_best)
+
+
+def _measure_group(points: list[Measurement], on_result: Callable[..., None], progress: bool, keep_best: bool) -> None:
+    first = points[0]
+    device = check_device(first.protocol.device)
     started = time.perf_counter()
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    runs: dict[int, list[TrialRun | None]] = {i: [None] * len(p.search) for i, p in enumerate(points)}
+    trials = [Trial(p.task.train, p.task.test, seed=p.protocol.seed, lr=lr, batch_size=b, key=(i, t))
+              for i, p in enumerate(points) for t, (lr, b) in enumerate(p.search.trials())]
 
-    train, test = task.train, task.test
-    ceiling = train.ceiling
-    lay = task.layout
-    variances = (None, None) if lay.y_type == "cat" else (
-        float(train.y.astype(np.float64).var()), float(test.y.astype(np.float64).var()) if len(test) else None)
+    def done(run: TrialRun) -> None:
+        i, t = run.trial.key
+        runs[i][t] = run
+        if all(r is not None for r in runs[i]):
+            _deliver(points[i], [r for r in runs[i] if r is not None], created, started, device, on_result)
 
-    pl.seed_everything(protocol.seed, verbose=False)
-    model = SequenceModel(lay, spec, hidden_size, embed_dim=embed_dim, lr=protocol.lr, cell_kwargs=cell_kwargs)
+    train_trials(trials, first.cell, first.hidden_size, embed_dim=first.embed_dim, cell_kwargs=first.cell_kwargs,
+                 protocol=first.protocol, on_done=done, keep_best=keep_best or any(p.model_path for p in points),
+                 progress=progress)
 
-    monitor = FitMonitor(ceiling, lay.y_type, variances, keep_best_state=model_path is not None)
-    early = EarlyStopping(monitor=monitor.monitor_key, mode="max" if lay.y_type == "cat" else "min",
-                          patience=protocol.patience, check_finite=True, verbose=False)
-    callbacks: list[pl.Callback] = [monitor, early]
-    if progress:
-        callbacks.append(RichProgressBar(leave=False))
-    interrupted = False
-    previous_handler = signal.getsignal(signal.SIGINT)
-    with _quiet_lightning():
-        trainer = pl.Trainer(
-            max_epochs=protocol.max_epochs, callbacks=callbacks, logger=False, enable_checkpointing=False,
-            enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0,
-            gradient_clip_val=protocol.grad_clip or None, gradient_clip_algorithm="norm",
-            **_trainer_device(device),
-        )
-        train_loader = train.batches(protocol.batch_size, shuffle=True, seed=protocol.seed)
-        eval_loaders = [train.batches(protocol.eval_batch_size)]
-        if len(test):
-            eval_loaders.append(test.batches(protocol.eval_batch_size))
-        try:
-            trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=eval_loaders)
-        except SystemExit:
-            # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1).
-            if trainer.state.status != TrainerStatus.INTERRUPTED:
-                raise
-            interrupted = True
-        finally:
-            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-                signal.signal(signal.SIGINT, previous_handler)
-    model.cpu()
 
+def _deliver(point: Measurement, runs: list[TrialRun], created: str, started: float, device: torch.device,
+             on_result: Callable[..., None]) -> None:
     try:
-        result = _assemble(task, spec, model, monitor, early, interrupted=interrupted, hidden_size=hidden_size,
-                           params=params, embed_dim=embed_dim, cell_kwargs=cell_kwargs, protocol=protocol,
-                           device=device, created=created, started=started, model_path=model_path)
+        result, state = _assemble(point, runs, created, started, device)
     except Exception as exc:
         # Training is done and its metrics are in memory: never lose them to a failure after it.
-        where = result_path or Path(tempfile.gettempdir()) / "memtasks-rescue" / \
-            f"{run_name(task.spec.id, spec.name, hidden_size, protocol.seed, created)}.json"
+        seed = point.protocol.seed
+        where = point.result_path or Path(tempfile.gettempdir()) / "memtasks-rescue" / \
+            f"{run_name(point.task.spec.id, point.cell.name, point.hidden_size, seed, created)}.json"
         rescued = rescue({"error": f"{type(exc).__name__}: {exc}", "created": created,
-                          "task": {"id": task.spec.id, "kwargs": dict(task.spec.kwargs)},
-                          "cell": {"name": spec.name, "hidden_size": hidden_size, "embed_dim": embed_dim,
-                                   "kwargs": cell_kwargs, "params_budget": params},
-                          "protocol": protocol.to_dict(), "interrupted": interrupted,
-                          "epochs": len(monitor.history), "history": monitor.history}, where)
-        raise ResultWriteError(f"training finished ({len(monitor.history)} epochs) but assembling its result "
-                               f"failed ({type(exc).__name__}: {exc}); its metrics were saved to {rescued}",
-                               rescued) from exc
-    return result, model
+                          "task": {"id": point.task.spec.id, "kwargs": dict(point.task.spec.kwargs)},
+                          "cell": {"name": point.cell.name, "hidden_size": point.hidden_size},
+                          "protocol": point.protocol.to_dict(), "search": point.search.to_dict(),
+                          "trials": [_trial_record(r, with_history=True) for r in runs]}, where)
+        raise ResultWriteError(f"training finished but assembling its result failed ({type(exc).__name__}: "
+                               f"{exc}); its metrics were saved to {rescued}", rescued) from exc
+    on_result(point, result, state)
 
 
-def _assemble(task: Task, spec: CellSpec, model: SequenceModel, monitor: FitMonitor, early: EarlyStopping, *,
-              interrupted: bool, hidden_size: int, params: int | None, embed_dim: int, cell_kwargs: dict[str, Any],
-              protocol: Protocol, device: torch.device, created: str, started: float,
-              model_path: str | Path | None) -> RunResult:
-    """The RunResult of a finished training: status, best and final metrics, weights, provenance."""
-    train, test, lay = task.train, task.test, task.layout
-    counts = model.param_counts()
-    history = monitor.history
-    last = history[-1] if history else None
-    nonfinite = last is not None and not math.isfinite(last["train"]["loss"])
-    if interrupted:
-        status, reason = "interrupted", "interrupted"
-    elif model.diverged or nonfinite or early.stopping_reason == EarlyStoppingReason.NON_FINITE_METRIC:
-        status, reason = "diverged", "diverged"
-    elif monitor.reached_ceiling:
-        status, reason = "completed", "ceiling"
-    elif early.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED:
-        status, reason = "completed", "plateau"
-    else:
-        status, reason = "completed", "budget"
+def select(runs: list[TrialRun], y_type: str) -> int:
+    """The index of the measured trial (see the module docstring for the rule)."""
+    def score(i: int) -> tuple[Any, ...]:
+        run = runs[i]
+        best = run.best
+        if best is None:
+            return (1, 1, math.inf, math.inf, i)
+        train = best["train"]
+        value = -train["correct"] if y_type == "cat" else train["mse"]
+        return (int(run.status == "diverged"), 0, value, best["step"], run.trial.lr, i)
 
-    best = None
-    if monitor.best_index is not None:
-        b = history[monitor.best_index]
-        best = {"epoch": b["epoch"], "train": b["train"], "test": b["test"],
-                "bits_per_param": b["train"]["bits_per_param"]}
-    final = None if last is None else {"epoch": last["epoch"], "train": last["train"], "test": last["test"]}
+    return min(range(len(runs)), key=score)
 
+
+def _trial_record(run: TrialRun, with_history: bool = False) -> dict[str, Any]:
+    best = run.best
+    record = {"lr": run.trial.lr, "batch_size": run.trial.batch_size, "status": run.status,
+              "stop_reason": run.stop_reason, "steps": run.steps, "evaluations": len(run.history),
+              "lr_history": run.lr_history,
+              "best": None if best is None else {"step": best["step"], "train": best["train"]}}
+    if with_history:
+        record["history"] = run.history
+    return record
+
+
+def steps_to_ceiling(history: list[dict[str, Any]]) -> dict[str, int | None]:
+    """First evaluated step at which the training fit reached 50 / 90 / 100 % of the achievable ceiling."""
+    out: dict[str, int | None] = {}
+    for m in MILESTONES:
+        out[f"{round(m * 100)}%"] = next((e["step"] for e in history if e["train"]["at_ceiling"] or (
+            m < 1.0 and e["train"]["fraction_of_ceiling"] >= m)), None)
+    return out
+
+
+def _assemble(point: Measurement, runs: list[TrialRun], created: str, started: float, device: torch.device
+              ) -> tuple[RunResult, dict[str, torch.Tensor] | None]:
+    task, lay = point.task, point.task.layout
+    train, test = task.train, task.test
+    chosen = select(runs, lay.y_type)
+    run = runs[chosen]
+    best, last = run.best, (run.history[-1] if run.history else None)
+    status = run.status
+    if status != "interrupted" and any(r.status == "interrupted" for r in runs):
+        status = "interrupted"  # the search did not finish: the measurement is partial
+    counts = SequenceModel(lay, point.cell, point.hidden_size, embed_dim=point.embed_dim,
+                           cell_kwargs=point.cell_kwargs, check=False).param_counts()
     saved = None
-    if model_path is not None and monitor.best_state is not None:
-        saved = save_weights(model_path, monitor.best_state, {
-            "memtasks_version": __version__, "task_id": task.spec.id,
-            "fingerprint": train.fingerprint, "cell": spec.name, "hidden_size": str(hidden_size),
-            "embed_dim": str(embed_dim), "epoch": str(best["epoch"] if best else 0)})
-
-    return RunResult(
+    if point.model_path is not None and run.best_state is not None and best is not None:
+        saved = save_weights(point.model_path, run.best_state, {
+            "memtasks_version": __version__, "task_id": task.spec.id, "fingerprint": train.fingerprint,
+            "cell": point.cell.name, "hidden_size": str(point.hidden_size), "embed_dim": str(point.embed_dim),
+            "step": str(best["step"]), "lr": repr(run.trial.lr)})
+    result = RunResult(
         memtasks_version=__version__, created=created,
         task={"id": task.spec.id, "kwargs": dict(task.spec.kwargs), "fingerprint": train.fingerprint,
               "test_fingerprint": test.fingerprint, "layout": lay.to_dict(), "ceiling": train.ceiling.to_dict(),
               "chance": task.info.chance, "max_bits": task.info.max_bits,
               "n_examples": len(train), "n_test": len(test)},
-        cell={"name": spec.name, "source": spec.source, "kwargs": cell_kwargs, "hidden_size": hidden_size,
-              "embed_dim": embed_dim, "params_budget": params, "params_total": counts.total,
-              "params_core": counts.core, "params_encoder": counts.encoder, "params_readout": counts.readout},
-        protocol=protocol.to_dict(), status=status, stop_reason=reason, epochs=len(history),
-        best=best, final=final, epochs_to_ceiling=monitor.epochs_to_ceiling(), history=history,
-        wall_time_s=round(time.perf_counter() - started, 3), train_time_s=round(monitor.train_time_s, 3),
-        environment=environment(device), model_file=None if saved is None else Path(saved).name,
+        cell={"name": point.cell.name, "source": point.cell.source, "kwargs": point.cell_kwargs,
+              "hidden_size": point.hidden_size, "embed_dim": point.embed_dim, "params_budget": point.params_budget,
+              "params_total": counts.total, "params_core": counts.core, "params_encoder": counts.encoder,
+              "params_readout": counts.readout, "batched": batchable(point.cell.name)},
+        protocol={**point.protocol.to_dict(), "lr": run.trial.lr, "batch_size": run.trial.batch_size,
+                  "eval_every": point.protocol.eval_interval(len(train), run.trial.batch_size)},
+        search=point.search.to_dict(), status=status, stop_reason=run.stop_reason, steps=run.steps,
+        evaluations=len(run.history),
+        best=None if best is None else {**best, "bits_per_param": best["train"]["bits_per_param"]},
+        final=last, steps_to_ceiling=steps_to_ceiling(run.history), history=run.history,
+        lr_history=run.lr_history, trials=[_trial_record(r) for r in runs], selected_trial=chosen,
+        wall_time_s=round(time.perf_counter() - started, 3), train_time_s=run.train_time_s,
+        eval_time_s=run.eval_time_s, batched_with=run.batched_with, environment=environment(device),
+        model_file=None if saved is None else Path(saved).name,
     )
+    return result, run.best_state
 
 
 def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
@@ -329,26 +278,3 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dic
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
     tmp.replace(path)
     return path
-
-
-class _quiet_lightning:
-    """Silence Lightning's informational logging and the warnings irrelevant to in-memory loaders."""
-
-    def __enter__(self) -> None:
-        self._loggers = {name: logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")}
-        self._levels = {name: lg.level for name, lg in self._loggers.items()}
-        for lg in self._loggers.values():
-            lg.setLevel(logging.WARNING)
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*",
-                        ".*GPU available but not used.*", ".*treespec.*",
-                        ".*`training_step` returned `None`.*"):
-            warnings.filterwarnings("ignore", message=pattern)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._warnings.__exit__(*exc)
-        for name, lg in self._loggers.items():
-            lg.setLevel(self._levels[name])
-
-

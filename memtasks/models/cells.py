@@ -20,10 +20,11 @@ nlstm          Nested LSTM, depth 2 (Moniz & Krueger 2018)             4N(N+I+1)
 mlp            causal one-hidden-layer MLP over the prefix             T·I·N + N
 =============  ======================================================  =====================================
 
-Custom cells project the inputs of all steps with one matmul before the time loop and loop over time only for
-the recurrent part. Their weight matrices are initialised U(-1/sqrt(N), 1/sqrt(N)) as torch's fused RNNs do,
-their biases zero except the gate biases noted per cell, which start at +1 as in the reference implementations
-(it makes the cells remember by default early in training).
+Custom cells run the batched kernels of :mod:`memtasks.models.kernels` with one model: they project the inputs
+of all steps with one matmul before the time loop and loop over time only for the recurrent part. Their weight
+matrices are initialised U(-1/sqrt(N), 1/sqrt(N)) as torch's fused RNNs do, their biases zero except the gate
+biases noted per cell, which start at +1 as in the reference implementations (it makes the cells remember by
+default early in training).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from memtasks.models import kernels
 
 __all__ = [
     "BUILTIN_CELLS",
@@ -144,16 +147,11 @@ class _StepCell(nn.Module):
             self.bias.zero_()
             self.bias[first_gate * n:].fill_(GATE_BIAS)
 
-    def _input_steps(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """The input half of every step, L x (B, blocks·N), and the zero state h_0 (B, N)."""
+    def _run(self, kernel: kernels.Kernel, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, I) -> (B, L, N): this cell's recurrence, the batched kernel with one model."""
         _check_input(x, self.input_size)
-        # all steps in one matmul; unbind (not x_proj[:, t]) keeps backward to one stack
-        steps = (x @ self.weight_ih.T + self.bias).unbind(dim=1)
-        return steps, x.new_zeros(x.shape[0], self.hidden_size)
-
-    def _stack(self, outputs: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """(B, L, N) from the per-step outputs; (B, 0, N) for an empty sequence."""
-        return torch.stack(outputs, dim=1) if outputs else x.new_zeros(x.shape[0], 0, self.hidden_size)
+        params = {name: p.unsqueeze(0) for name, p in self.named_parameters()}
+        return kernel(params, x.unsqueeze(0)).squeeze(0)
 
 
 class UGRNN(_StepCell):
@@ -177,15 +175,7 @@ class UGRNN(_StepCell):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, I) -> (B, L, N), from h_0 = 0."""
-        x_proj, h = self._input_steps(x)  # L x (B, 2N)
-        w_hh = self.weight_hh.T
-        outputs = []
-        for t in range(len(x_proj)):
-            c_pre, g_pre = torch.addmm(x_proj[t], h, w_hh).chunk(2, dim=-1)
-            g = torch.sigmoid(g_pre)
-            h = g * h + (1 - g) * torch.tanh(c_pre)
-            outputs.append(h)
-        return self._stack(outputs, x)
+        return self._run(kernels.ugrnn, x)
 
 
 class IntersectionRNN(_StepCell):
@@ -224,16 +214,7 @@ class IntersectionRNN(_StepCell):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, I) -> (B, L, N): the outputs y_t, from h_0 = 0."""
-        x_proj, h = self._input_steps(x)  # L x (B, 4N)
-        skip = (x if self.skip is None else x @ self.skip.T).unbind(dim=1)  # L x (B, N)
-        w_hh = self.weight_hh.T
-        outputs = []
-        for t in range(len(x_proj)):
-            y_pre, h_pre, gy_pre, gh_pre = torch.addmm(x_proj[t], h, w_hh).chunk(4, dim=-1)
-            g_y, g_h = torch.sigmoid(gy_pre), torch.sigmoid(gh_pre)
-            outputs.append(g_y * skip[t] + (1 - g_y) * torch.relu(y_pre))
-            h = g_h * h + (1 - g_h) * torch.tanh(h_pre)
-        return self._stack(outputs, x)
+        return self._run(kernels.intersection, x)
 
 
 class NestedLSTM(_StepCell):
@@ -273,22 +254,7 @@ class NestedLSTM(_StepCell):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, I) -> (B, L, N): the outer hidden states h_t, from a zero state."""
-        x_proj, h = self._input_steps(x)  # L x (B, 4N)
-        w_hh, inner_w_ih, inner_w_hh = self.weight_hh.T, self.inner_weight_ih.T, self.inner_weight_hh.T
-        c = torch.zeros_like(h)  # outer memory = the inner LSTM's hidden state
-        c_inner = torch.zeros_like(h)
-        outputs = []
-        for t in range(len(x_proj)):
-            i, f, g, o = torch.addmm(x_proj[t], h, w_hh).chunk(4, dim=-1)
-            inner_x = torch.sigmoid(i) * g  # σ_c = identity at the outer level
-            inner_h = torch.sigmoid(f) * c
-            inner_pre = torch.addmm(torch.addmm(self.inner_bias, inner_x, inner_w_ih), inner_h, inner_w_hh)
-            ii, fi, gi, oi = inner_pre.chunk(4, dim=-1)
-            c_inner = torch.sigmoid(fi) * c_inner + torch.sigmoid(ii) * torch.tanh(gi)
-            c = torch.sigmoid(oi) * torch.tanh(c_inner)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            outputs.append(h)
-        return self._stack(outputs, x)
+        return self._run(kernels.nlstm, x)
 
 
 def ugrnn(input_size: int, hidden_size: int) -> UGRNN:
@@ -347,8 +313,8 @@ class CausalMLP(nn.Module):
         if x.shape[1] != self.length:
             raise ValueError(f"the mlp was built for length={self.length} steps but got a sequence of "
                              f"{x.shape[1]} steps; build it with the model's sequence length")
-        per_step = torch.einsum("bti,tni->btn", x, self.weight)  # W_s x_s for every step s
-        return torch.relu(per_step.cumsum(dim=1) + self.bias)
+        return kernels.mlp({"weight": self.weight.unsqueeze(0), "bias": self.bias.unsqueeze(0)},
+                           x.unsqueeze(0)).squeeze(0)
 
 
 def mlp(input_size: int, hidden_size: int, *, length: int) -> CausalMLP:

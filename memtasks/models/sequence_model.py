@@ -180,7 +180,9 @@ class MetricSums:
                 "bits": scalars * bits_real(mse, variance) if finite else 0.0}
 
 
-def _count(layout: Layout, cell: CellSpec, hidden: int, embed_dim: int, cell_kwargs: dict[str, Any]) -> int:
+def count_total_params(layout: Layout, cell: CellSpec, hidden: int, embed_dim: int,
+                       cell_kwargs: dict[str, Any]) -> int:
+    """Total trainable parameters of the model (encoder, cell, readout) with hidden size ``hidden``."""
     # The meta device builds modules without allocating memory, so large hidden sizes cost nothing.
     with torch.device("meta"):
         model = SequenceModel(layout, cell, hidden, embed_dim=embed_dim, cell_kwargs=cell_kwargs, check=False)
@@ -195,21 +197,22 @@ def hidden_for_params(layout: Layout, cell: CellSpec, n_params: int, *, embed_di
     the budget.
     """
     kw = cell_kwargs or {}
-    smallest = _count(layout, cell, 1, embed_dim, kw)
+    smallest = count_total_params(layout, cell, 1, embed_dim, kw)
     if n_params < smallest:
         raise CellError(f"--params {n_params} is too small for cell {cell.name!r} on this task: the smallest "
                         f"model (hidden size 1, embed_dim {embed_dim}) has {smallest} parameters")
     lo, hi = 1, 2
-    while hi < MAX_HIDDEN and _count(layout, cell, hi, embed_dim, kw) < n_params:
+    while hi < MAX_HIDDEN and count_total_params(layout, cell, hi, embed_dim, kw) < n_params:
         lo, hi = hi, min(hi * 2, MAX_HIDDEN)
     # Invariant: count(lo) <= n_params; find the largest such lo below hi.
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _count(layout, cell, mid, embed_dim, kw) <= n_params:
+        if count_total_params(layout, cell, mid, embed_dim, kw) <= n_params:
             lo = mid
         else:
             hi = mid
-    below, above = _count(layout, cell, lo, embed_dim, kw), _count(layout, cell, hi, embed_dim, kw)
+    below = count_total_params(layout, cell, lo, embed_dim, kw)
+    above = count_total_params(layout, cell, hi, embed_dim, kw)
     if above <= n_params or abs(above - n_params) < abs(n_params - below):
         return hi, above
     return lo, below

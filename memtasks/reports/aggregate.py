@@ -21,9 +21,15 @@ from memtasks.fitting.result import STATUSES, RunResult
 from memtasks.tasks.grid import SETTINGS
 
 #: The per-group statistics, each a mean and a population std over the seeds of a group.
-STATS = ("ceiling", "fit", "fraction", "bits", "bits_per_param", "params_total", "epochs", "wall_time_s", "test")
+STATS = ("ceiling", "fit", "fraction", "bits", "bits_per_param", "params_total", "steps", "wall_time_s", "test")
 
 # ----- grouping -----------------------------------------------------------------------------------
+def search_label(search: dict[str, Any]) -> str:
+    """A point's search, exactly: ``lr 0.01,0.03,0.1 · batch 64`` (two different searches never share a label)."""
+    lrs, sizes = search.get("lrs", []), search.get("batch_sizes", [])
+    return f"lr {','.join(f'{x:.15g}' for x in lrs)} · batch {','.join(str(b) for b in sizes)}"
+
+
 
 
 class _Series:
@@ -34,7 +40,7 @@ class _Series:
     seq_len: int
     params_budget: int | None
     hidden: int | None
-    lr: float
+    search: str
 
     @property
     def size(self) -> str:
@@ -44,7 +50,7 @@ class _Series:
     @property
     def series(self) -> tuple[Any, ...]:
         """Everything but ``n_examples``: one curve of fit against training-set size."""
-        return (self.task_id, self.cell, self.seq_len, self.params_budget, self.hidden, self.lr)
+        return (self.task_id, self.cell, self.seq_len, self.params_budget, self.hidden, self.search)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class GroupKey(_Series):
     seq_len: int
     params_budget: int | None
     hidden: int | None  # only when params_budget is None: a budget picks the hidden size itself
-    lr: float
+    search: str
 
     @classmethod
     def of(cls, run: RunResult) -> GroupKey:
@@ -70,7 +76,7 @@ class GroupKey(_Series):
         return cls(task_id=task["id"], kind=layout["kind"], x_type=layout["x_type"], y_type=layout["y_type"],
                    cell=cell["name"], n_examples=int(task["kwargs"].get("n_examples", task["n_examples"])),
                    seq_len=int(task["kwargs"]["seq_len"]), params_budget=None if budget is None else int(budget),
-                   hidden=int(cell["hidden_size"]) if budget is None else None, lr=float(run.protocol["lr"]))
+                   hidden=int(cell["hidden_size"]) if budget is None else None, search=search_label(run.search))
 
     def sort_key(self) -> tuple[Any, ...]:
         """Settings in registry order, cells in cell-registry order, then the numbers."""
@@ -100,7 +106,7 @@ class Ranks:
         return params_budget is None, params_budget or 0, hidden or 0
 
     def key(self, k: GroupKey) -> tuple[Any, ...]:
-        return (self.task(k.task_id), self.cell(k.cell), k.seq_len, self.size(k.params_budget, k.hidden), k.lr,
+        return (self.task(k.task_id), self.cell(k.cell), k.seq_len, self.size(k.params_budget, k.hidden), k.search,
                 k.n_examples)
 
 
@@ -142,7 +148,7 @@ def run_stats(run: RunResult) -> list[float]:
     best = run.best
     train, test = best["train"], best.get("test") or {}
     values = [run.task["ceiling"][metric], run.fitting_ceiling, train["fraction_of_ceiling"], train["bits"],
-              run.bits_per_param, run.cell["params_total"], run.epochs, run.wall_time_s, test.get(metric)]
+              run.bits_per_param, run.cell["params_total"], run.steps, run.wall_time_s, test.get(metric)]
     return [math.nan if v is None else float(v) for v in values]
 
 
@@ -160,7 +166,7 @@ def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return first + shift, std, count
 
 
-_IGNORED = {"task": {"n_examples", "seq_len", "seed"}, "protocol": {"seed", "lr"},
+_IGNORED = {"task": {"n_examples", "seq_len", "seed"}, "protocol": {"seed", "lr", "batch_size", "eval_every"},
             "cell": {"name", "hidden_size", "params_budget", "params_total", "params_core", "params_encoder",
                      "params_readout", "source"}}
 
@@ -206,14 +212,14 @@ def aggregate(runs: list[RunResult]) -> list[Group]:
 
 @dataclass
 class FrontierRow(_Series):
-    """One task × cell × size × seq_len × lr: the largest training set fitted to ``threshold`` of the
+    """One task × cell × size × seq_len × search: the largest training set fitted to ``threshold`` of the
     achievable ceiling (group mean; None if none was) and the most bits stored over the sizes tried."""
 
     task_id: str
     cell: str
     params_budget: int | None
     hidden: int | None
-    lr: float
+    search: str
     seq_len: int
     largest_fitted: int | None
     sizes_tried: list[int]
@@ -229,7 +235,7 @@ class FrontierRow(_Series):
 
 
 def frontier(groups: list[Group], threshold: float = 0.99) -> list[FrontierRow]:
-    """The capacity frontier: one row per task × cell × budget/hidden × lr × seq_len, in group order."""
+    """The capacity frontier: one row per task × cell × budget/hidden × search × seq_len, in group order."""
     ranks = Ranks()
     series: dict[tuple[Any, ...], list[Group]] = {}
     for g in sorted(groups, key=lambda g: ranks.key(g.key)):
@@ -241,7 +247,7 @@ def frontier(groups: list[Group], threshold: float = 0.99) -> list[FrontierRow]:
         fitted = [g.key.n_examples for g in gs if g.mean["fraction"] is not None
                   and g.mean["fraction"] >= threshold - 1e-12]
         rows.append(FrontierRow(
-            task_id=k.task_id, cell=k.cell, params_budget=k.params_budget, hidden=k.hidden, lr=k.lr,
+            task_id=k.task_id, cell=k.cell, params_budget=k.params_budget, hidden=k.hidden, search=k.search,
             seq_len=k.seq_len, largest_fitted=max(fitted, default=None),
             sizes_tried=sorted({g.key.n_examples for g in gs}), max_bits=_max(g.mean["bits"] for g in gs),
             max_bits_per_param=_max(g.mean["bits_per_param"] for g in gs),

@@ -61,31 +61,31 @@ class _CellStyle:
 
 
 def _selection(groups: list[Group]) -> dict[str, tuple[Any, ...]]:
-    """Per task, the first (smallest) seq_len, size and lr, so one figure shows one slice of the grid."""
+    """Per task, the first (smallest) seq_len, size and search, so one figure shows one slice of the grid."""
     ranks = Ranks()
     sel: dict[str, tuple[Any, ...]] = {}
-    for task_id, seq_len, budget, hidden, lr in sorted(
-            {(g.key.task_id, g.key.seq_len, g.key.params_budget, g.key.hidden, g.key.lr) for g in groups},
+    for task_id, seq_len, budget, hidden, search in sorted(
+            {(g.key.task_id, g.key.seq_len, g.key.params_budget, g.key.hidden, g.key.search) for g in groups},
             key=lambda s: (ranks.task(s[0]), s[1], ranks.size(s[2], s[3]), s[4])):
-        sel.setdefault(task_id, (seq_len, budget, hidden, lr))
+        sel.setdefault(task_id, (seq_len, budget, hidden, search))
     return sel
 
 
 def _slice_dict(s: tuple[Any, ...]) -> dict[str, Any]:
-    return {"seq_len": s[0], "params_budget": s[1], "hidden": s[2], "lr": s[3]}
+    return {"seq_len": s[0], "params_budget": s[1], "hidden": s[2], "search": s[3]}
 
 
 def _slice_text(s: tuple[Any, ...]) -> str:
     size = f"params {s[1]}" if s[1] is not None else f"hidden {s[2]}"
-    return f"seq_len {s[0]} · {size} · lr {s[3]:g}"
+    return f"seq_len {s[0]} · {size} · {s[3]}"
 
 
 def _selection_text(groups: list[Group], sel: dict[str, tuple[Any, ...]]) -> str:
     """Which slice of the grid a figure shows, and whether there were others."""
-    several = len({(g.key.seq_len, g.key.params_budget, g.key.hidden, g.key.lr) for g in groups}) > 1
+    several = len({(g.key.seq_len, g.key.params_budget, g.key.hidden, g.key.search) for g in groups}) > 1
     if len(set(sel.values())) == 1:
         return _slice_text(next(iter(sel.values()))) + (" (the first of several)" if several else "")
-    return "the first seq_len, size and lr of each setting"
+    return "the first seq_len, size and search of each setting"
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -116,7 +116,7 @@ def _fit_vs_size(groups: list[Group], frontier_rows: list[FrontierRow],
         lines = []
         for cell in style.cells:
             gs = [g for g in groups if g.key.task_id == task_id and g.key.cell == cell
-                  and (g.key.seq_len, g.key.params_budget, g.key.hidden, g.key.lr) == sel[task_id]
+                  and (g.key.seq_len, g.key.params_budget, g.key.hidden, g.key.search) == sel[task_id]
                   and g.mean["fraction"] is not None]
             if not gs:
                 continue
@@ -164,7 +164,7 @@ def _bits_vs_params(groups: list[Group], frontier_rows: list[FrontierRow],
     points, omitted = [], []
     for g in most.values():
         entry = {"task_id": g.key.task_id, "cell": g.key.cell, "size": g.key.size, "seq_len": g.key.seq_len,
-                 "lr": g.key.lr, "n_examples": g.key.n_examples, "params_total": g.mean["params_total"],
+                 "search": g.key.search, "n_examples": g.key.n_examples, "params_total": g.mean["params_total"],
                  "bits": g.mean["bits"], "bits_std": g.std["bits"], "teacher": "teacher" in g.sources}
         (points if g.mean["bits"] > 0 and g.mean["params_total"] > 0 else omitted).append(entry)
     fig = _new_figure(6.4, 4.8)
@@ -206,7 +206,7 @@ def _frontier_plot(groups: list[Group], frontier_rows: list[FrontierRow],
                    style: _CellStyle) -> tuple[Figure, dict[str, Any]]:
     sel = _selection(groups)
     tasks = list(sel)
-    rows = [r for r in frontier_rows if (r.seq_len, r.params_budget, r.hidden, r.lr) == sel.get(r.task_id)]
+    rows = [r for r in frontier_rows if (r.seq_len, r.params_budget, r.hidden, r.search) == sel.get(r.task_id)]
     threshold = frontier_rows[0].threshold if frontier_rows else 0.99
     fig = _new_figure(min(16.0, max(6.4, 1.0 + len(tasks) * (0.1 * len(style.cells) + 0.35))), 4.8)
     ax = fig.subplots()

@@ -82,16 +82,16 @@ class _Table:
 
 
 def _setting_tables(groups: list[Group], frontier_rows: list[FrontierRow]) -> list[_Table]:
-    """One table per setting × seq_len × lr: rows = cell × size, columns = the training-set sizes."""
+    """One table per setting × seq_len × search: rows = cell × size, columns = the training-set sizes."""
     ranks = Ranks()
     front = {r.series: r for r in frontier_rows}
     threshold = frontier_rows[0].threshold if frontier_rows else 0.99
     blocks: dict[tuple[str, int, float], dict[tuple[Any, ...], list[Group]]] = defaultdict(dict)
     for g in sorted(groups, key=lambda g: ranks.key(g.key)):
-        blocks[(g.key.task_id, g.key.seq_len, g.key.lr)].setdefault(g.key.series, []).append(g)
+        blocks[(g.key.task_id, g.key.seq_len, g.key.search)].setdefault(g.key.series, []).append(g)
     tables = []
-    for task_id, seq_len, lr in sorted(blocks, key=lambda b: (ranks.task(b[0]), b[1], b[2])):
-        block = blocks[(task_id, seq_len, lr)]
+    for task_id, seq_len, search in sorted(blocks, key=lambda b: (ranks.task(b[0]), b[1], b[2])):
+        block = blocks[(task_id, seq_len, search)]
         sizes = sorted({g.key.n_examples for gs in block.values() for g in gs})
         sources = sorted({s for gs in block.values() for g in gs for s in g.sources})
         rows = []
@@ -109,7 +109,7 @@ def _setting_tables(groups: list[Group], frontier_rows: list[FrontierRow]) -> li
             fitted = front[series].largest_fitted if series in front else None
             cells.append("–" if fitted is None else str(fitted))
             rows.append(cells)
-        title = f"{task_id} · seq_len {seq_len} · lr {lr:g} · {'/'.join(sources)} targets"
+        title = f"{task_id} · seq_len {seq_len} · {search} · {'/'.join(sources)} targets"
         header = ["cell", "size", *(f"n={n}" for n in sizes), "bits/param", f"frontier (≥ {pct(threshold)})"]
         tables.append(_Table(title, header, rows))
     return tables
@@ -117,9 +117,9 @@ def _setting_tables(groups: list[Group], frontier_rows: list[FrontierRow]) -> li
 
 def _frontier_table(frontier_rows: list[FrontierRow]) -> _Table:
     threshold = frontier_rows[0].threshold if frontier_rows else 0.99
-    header = ["setting", "cell", "size", "seq_len", "lr", "params", f"largest n ≥ {pct(threshold)}",
+    header = ["setting", "cell", "size", "seq_len", "search", "params", f"largest n ≥ {pct(threshold)}",
               "sizes tried", "max bits", "max bits/param"]
-    rows = [[r.task_id, r.cell, r.size, str(r.seq_len), f"{r.lr:g}",
+    rows = [[r.task_id, r.cell, r.size, str(r.seq_len), r.search,
              "–" if r.params_total is None else f"{r.params_total:.0f}",
              "–" if r.largest_fitted is None else str(r.largest_fitted), " ".join(map(str, r.sizes_tried)),
              _num(r.max_bits, 1), _num(r.max_bits_per_param)] for r in frontier_rows]

@@ -1,13 +1,17 @@
 """``SweepConfig``: a sweep's grid and fixed settings (a TOML file or command-line flags), and its ``Point`` s.
 
-A grid spans tasks × cells × dataset sizes × sequence lengths × parameter budgets (or hidden sizes) ×
-learning rates × seeds; every other setting is fixed for the whole sweep. See ``docs/sweeps.md`` for the
-TOML format.
+A grid spans tasks × cells × dataset sizes × sequence lengths × parameter budgets (or hidden sizes) × seeds;
+every other setting is fixed for the whole sweep. Dataset sizes are example counts (``n_examples``) or bits of
+target information per parameter (``bits_per_param``, converted to a count per task and budget), so a grid
+can reach past what a cell could store. Every point is measured as the best trial of the ``[search]``
+(learning rates × batch sizes). See ``docs/sweeps.md`` for the TOML format.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -16,12 +20,17 @@ from typing import Any
 
 import memtasks
 from memtasks.errors import MemtasksError
-from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.protocol import DEFAULT_LRS, Protocol, ProtocolError, Search
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+
+#: The [protocol] keys a sweep may set (learning rates and batch sizes belong to the [search]).
+PROTOCOL_KEYS = ("max_steps", "eval_every", "patience", "decay", "max_decays", "min_improvement", "grad_clip",
+                 "eval_batch_size")
 
 
 class SweepError(MemtasksError, ValueError):
@@ -54,10 +63,11 @@ class SweepConfig:
     name: str
     tasks: list[str]
     cells: list[str]
-    n_examples: list[int]
     seq_len: list[int]
     seeds: list[int]
-    lr: list[float] = field(default_factory=lambda: [Protocol.lr])
+    n_examples: list[int] | None = None
+    bits_per_param: list[float] | None = None
+    search: dict[str, list[Any]] = field(default_factory=dict)
     params: list[int] | None = None
     hidden: list[int] | None = None
     embed_dim: int = 16
@@ -73,12 +83,22 @@ class SweepConfig:
             raise SweepError(f"name {self.name!r} must be a folder name of letters, digits, '_', '-' or '.'")
         if (self.params is None) == (self.hidden is None):
             raise SweepError("give exactly one of params (parameter budgets) and hidden (hidden sizes)")
+        if (self.n_examples is None) == (self.bits_per_param is None):
+            raise SweepError("give exactly one of n_examples (training-set sizes) and bits_per_param (sizes in "
+                             "bits of target information per parameter)")
         for name, kind in (("tasks", str), ("cells", str), ("n_examples", int), ("seq_len", int), ("seeds", int),
-                           ("lr", (int, float)), ("params", int), ("hidden", int)):
+                           ("bits_per_param", (int, float)), ("params", int), ("hidden", int)):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _list(name, value, kind))
-        for name in ("task_kwargs", "per_task", "protocol", "cell_kwargs"):
+        if self.bits_per_param is not None:
+            bits = [float(b) for b in self.bits_per_param]
+            if not all(math.isfinite(b) and b > 0 for b in bits):
+                raise SweepError(f"bits_per_param must be positive numbers, got {self.bits_per_param}")
+            if len(set(bits)) != len(bits):
+                raise SweepError(f"bits_per_param lists a value twice: {self.bits_per_param}")
+            object.__setattr__(self, "bits_per_param", bits)
+        for name in ("task_kwargs", "per_task", "protocol", "cell_kwargs", "search"):
             if not isinstance(getattr(self, name), dict):
                 raise SweepError(f"[{name}] must be a table")
         for where, kw in [("task_kwargs", self.task_kwargs)] + [(f"per_task.{t}", k) for t, k in self.per_task.items()]:
@@ -87,8 +107,14 @@ class SweepConfig:
             _refuse({"n_examples", "seq_len", "seed"} & set(kw),
                     f"[{where}] sets {{}}, which the grid controls; use the top-level lists (seeds sets the data seed)")
         _refuse(set(self.per_task) - set(self.tasks), "[per_task] names tasks not in the grid: {}")
-        _refuse({"lr", "seed", "device"} & set(self.protocol),
-                "[protocol] sets {}; lr and seeds are grid lists, the device is a command-line option")
+        _refuse({"lr", "batch_size", "seed", "device"} & set(self.protocol),
+                "[protocol] sets {}; learning rates and batch sizes are the [search], seeds a grid list, "
+                "the device a command-line option")
+        _refuse(set(self.search) - {"lr", "batch_size"}, "[search] has unknown keys {}; valid: lr, batch_size")
+        try:
+            self.search_spec()
+        except ProtocolError as exc:
+            raise SweepError(f"[search]: {exc}") from None
         _refuse(set(self.cell_kwargs) - set(self.cells), "[cell_kwargs] names cells not in the grid: {}")
 
     @classmethod
@@ -98,7 +124,7 @@ class SweepConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise SweepError(f"{source}: unknown keys {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
-        required = ("name", "tasks", "cells", "n_examples", "seq_len", "seeds")
+        required = ("name", "tasks", "cells", "seq_len", "seeds")
         missing = [k for k in required if k not in d]
         if missing:
             raise SweepError(f"{source}: missing keys {', '.join(missing)}")
@@ -122,17 +148,29 @@ class SweepConfig:
         """JSON-ready form; :meth:`from_dict` of it gives an equal config."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def search_spec(self) -> Search:
+        """The declared search that measures every point (the default learning-rate grid if none is given)."""
+        lrs = self.search.get("lr", list(DEFAULT_LRS))
+        sizes = self.search.get("batch_size", [Protocol.batch_size])
+        return Search(lrs=tuple(lrs) if isinstance(lrs, list) else (lrs,),
+                      batch_sizes=tuple(sizes) if isinstance(sizes, list) else (sizes,))
+
     def points(self) -> list[Point]:
-        """Every grid point, in a fixed order (tasks, cells, sizes, lengths, budgets, lrs, seeds)."""
+        """Every grid point, in a fixed order (tasks, cells, sizes, lengths, budgets, seeds)."""
         budgets = [("params", p) for p in self.params] if self.params is not None else [
             ("hidden", h) for h in self.hidden or []]
+        sizes = [("n", n) for n in self.n_examples] if self.n_examples is not None else [
+            ("bits", b) for b in self.bits_per_param or []]
+        search = self.search_spec().to_dict()
         out = []
-        for task, cell, n, t, (kind, size), lr, seed in itertools.product(
-                self.tasks, self.cells, self.n_examples, self.seq_len, budgets, self.lr, self.seeds):
-            out.append(Point(task=task, cell=cell, n_examples=n, seq_len=t, lr=float(lr), seed=seed,
-                             params=size if kind == "params" else None, hidden=size if kind == "hidden" else None,
+        for task, cell, (unit, size), t, (kind, budget), seed in itertools.product(
+                self.tasks, self.cells, sizes, self.seq_len, budgets, self.seeds):
+            out.append(Point(task=task, cell=cell, n_examples=size if unit == "n" else None,
+                             bits_per_param=float(size) if unit == "bits" else None, seq_len=t, seed=seed,
+                             params=budget if kind == "params" else None, hidden=budget if kind == "hidden" else None,
                              embed_dim=self.embed_dim, task_kwargs={**self.task_kwargs, **self.per_task.get(task, {})},
-                             protocol=dict(self.protocol), cell_kwargs=dict(self.cell_kwargs.get(cell, {}))))
+                             protocol=dict(self.protocol), search=search,
+                             cell_kwargs=dict(self.cell_kwargs.get(cell, {}))))
         return out
 
     def validate(self) -> list[Point]:
@@ -146,11 +184,8 @@ class SweepConfig:
         try:
             Protocol(**self.protocol)
         except TypeError as exc:
-            raise SweepError(f"[protocol]: {exc}; valid keys: batch_size, max_epochs, patience, grad_clip, "
-                             "eval_batch_size") from None
-        for lr in self.lr:
-            Protocol(lr=float(lr), **self.protocol)
-        for task, n, t in itertools.product(self.tasks, self.n_examples, self.seq_len):
+            raise SweepError(f"[protocol]: {exc}; valid keys: {', '.join(PROTOCOL_KEYS)}") from None
+        for task, n, t in itertools.product(self.tasks, self.n_examples or [1], self.seq_len):
             kw = {**self.task_kwargs, **self.per_task.get(task, {})}
             memtasks.make(task, n_examples=n, seq_len=t, **kw)  # lazy: checks kwargs, draws nothing
         points = self.points()
@@ -165,24 +200,31 @@ class Point:
 
     task: str
     cell: str
-    n_examples: int
+    n_examples: int | None
+    bits_per_param: float | None
     seq_len: int
-    lr: float
     seed: int
     params: int | None
     hidden: int | None
     embed_dim: int
     task_kwargs: dict[str, Any]
     protocol: dict[str, Any]
+    search: dict[str, Any]
     cell_kwargs: dict[str, Any]
 
     @property
     def stem(self) -> str:
         """The result file's name without ``.json``: readable and unique within the sweep."""
         budget = f"p{self.params}" if self.params is not None else f"h{self.hidden}"
-        parts = [self.task, self.cell, f"n{self.n_examples}", f"T{self.seq_len}", budget, f"lr{self.lr:g}",
-                 f"seed{self.seed}"]
+        size = f"n{self.n_examples}" if self.n_examples is not None else f"b{self.bits_per_param:.15g}"
+        parts = [self.task, self.cell, size, f"T{self.seq_len}", budget, f"seed{self.seed}"]
         return "_".join(re.sub(r"[^\w.-]+", "-", p) for p in parts)
+
+    @property
+    def shape(self) -> tuple[Any, ...]:
+        """Points of one shape train their search trials together, in one job."""
+        return (self.task, self.cell, self.seq_len, self.params, self.hidden, self.embed_dim,
+                json.dumps([self.task_kwargs, self.protocol, self.cell_kwargs, self.search], sort_keys=True))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

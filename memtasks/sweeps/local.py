@@ -1,4 +1,5 @@
-"""The local backend of sweeps: a process pool (or this process when ``workers == 1``)."""
+"""The local backend of sweeps: a process pool (or this process when ``workers == 1``), one job per group of
+points of one shape."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 import torch
 
 from memtasks.sweeps.config import Point
-from memtasks.sweeps.point import Outcome, run_point
+from memtasks.sweeps.point import Outcome, run_group
 
 
 def _init_worker(threads: int, parent_pid: int | None = None) -> None:
@@ -29,29 +30,32 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
             os._exit(1)
 
 
-def run_local(points: list[Point], workers: int, threads: int, device: str) -> Iterator[Outcome]:
-    """Run points on a local process pool (or in this process when ``workers == 1``), yielding as they end."""
+def run_local(groups: list[list[Point]], workers: int, threads: int, device: str, write_to: str
+              ) -> Iterator[Outcome]:
+    """Measure groups of points on a local process pool (or in this process when ``workers == 1``), yielding
+    each group's outcomes as it ends; every result is written to ``write_to`` the moment it is measured."""
     if workers == 1:
         _init_worker(threads)
-        for p in points:
-            try:
-                yield Outcome(p, result=run_point(p.to_dict(), device))
-            except Exception as exc:  # noqa: BLE001 - a failed run never stops the sweep
-                yield Outcome(p, error=f"{type(exc).__name__}: {exc}")
+        for group in groups:
+            yield from run_group([p.to_dict() for p in group], device, write_to)
         return
     # spawn: a clean interpreter per worker (fork after torch has started threads is unsafe).
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                initargs=(threads, os.getpid()))
     finished_normally = False
     try:
-        futures = {pool.submit(run_point, p.to_dict(), device): p for p in points}
+        # Largest groups first, so the last jobs to start are short ones.
+        order = sorted(groups, key=len, reverse=True)
+        futures = {pool.submit(run_group, [p.to_dict() for p in g], device, write_to): g for g in order}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                p = futures[fut]
                 exc = fut.exception()
-                yield Outcome(p, error=f"{type(exc).__name__}: {exc}") if exc else Outcome(p, fut.result())
+                if exc is None:
+                    yield from fut.result()
+                else:
+                    yield from (Outcome(p, error=f"{type(exc).__name__}: {exc}") for p in futures[fut])
         finished_normally = True
     finally:
         if finished_normally:

@@ -1,38 +1,92 @@
-"""Running one grid point: a pure function of its :class:`~memtasks.sweeps.config.Point`, in any process.
+"""Measuring grid points: one job measures the points of one shape, their search trials trained together.
 
-Both backends call :func:`run_point` in their workers and hand the :class:`Outcome` back to the
-coordinating process, which alone writes the sweep's folder.
+Each point is a pure function of its :class:`~memtasks.sweeps.config.Point` (the grid's seed sets both the
+data and the training seed), so any backend, any grouping and any process give the same result. A job
+hands back one :class:`Outcome` per point; with ``write_to`` (the local backend) each result is also
+written into the sweep's folder the moment its last trial stops, so a killed sweep loses only the
+trials in flight.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import memtasks
-from memtasks.fitting.protocol import Protocol
-from memtasks.fitting.trainer import fit
+from memtasks.fitting.protocol import Protocol, Search
+from memtasks.fitting.result import ResultWriteError, RunResult
+from memtasks.fitting.trainer import Measurement, measure, resolve_hidden
+from memtasks.metrics import MAX_BITS_PER_SCALAR
+from memtasks.models.registry import cell_spec
+from memtasks.models.sequence_model import count_total_params
 from memtasks.sweeps.config import Point
-
-
-def run_point(point: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
-    """Run one grid point and return its RunResult as a dict (a pure function of ``point``).
-
-    The grid's seed sets both the data (the task's ``seed`` kwarg) and the training seed.
-    """
-    p = Point(**point)
-    task = memtasks.make(p.task, n_examples=p.n_examples, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)
-    protocol = Protocol(lr=p.lr, seed=p.seed, device=device, **p.protocol)
-    result = fit(task, p.cell, hidden=p.hidden, params=p.params, embed_dim=p.embed_dim, cell_kwargs=p.cell_kwargs,
-                 protocol=protocol)
-    result.extra["sweep_point"] = p.to_dict()
-    return result.to_dict()
 
 
 @dataclass
 class Outcome:
-    """What happened to one point."""
+    """What happened to one point: its result (already written when ``written``) or the error."""
 
     point: Point
     result: dict[str, Any] | None = None
     error: str | None = None
+    written: bool = False
+
+
+def bits_per_example(layout: memtasks.Layout) -> float:
+    """The most target information one training example carries (the measure ``bits_per_param`` sizes by)."""
+    if layout.y_type == "cat":
+        return layout.target_len * math.log2(layout.out_size)
+    return layout.target_len * layout.out_size * MAX_BITS_PER_SCALAR
+
+
+def measurement(p: Point, device: str) -> Measurement:
+    """The point's task (its size resolved from ``bits_per_param`` if given), cell, protocol and search."""
+    spec = cell_spec(p.cell)
+    n = p.n_examples
+    if n is None:  # size in bits per parameter: the count depends on the model's size and the task's targets
+        probe = memtasks.make(p.task, n_examples=1, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)
+        hidden = resolve_hidden(probe, spec, p.hidden, p.params, p.embed_dim, p.cell_kwargs)
+        total = count_total_params(probe.layout, spec, hidden, p.embed_dim, p.cell_kwargs)
+        n = max(1, round(p.bits_per_param * total / bits_per_example(probe.layout)))  # type: ignore[operator]
+    task = memtasks.make(p.task, n_examples=n, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)
+    hidden = resolve_hidden(task, spec, p.hidden, p.params, p.embed_dim, p.cell_kwargs)
+    search = Search(lrs=tuple(p.search["lrs"]), batch_sizes=tuple(p.search["batch_sizes"]))
+    protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], seed=p.seed, device=device,
+                        **p.protocol)
+    return Measurement(task, spec, hidden, protocol, search, params_budget=p.params, embed_dim=p.embed_dim,
+                       cell_kwargs=dict(p.cell_kwargs), key=p)
+
+
+def run_group(points: list[dict[str, Any]], device: str = "cpu", write_to: str | None = None) -> list[Outcome]:
+    """Measure ``points`` (one shape) and return an :class:`Outcome` per point, in order."""
+    grid = [Point(**p) for p in points]
+    outcomes = {p.stem: Outcome(p) for p in grid}
+    todo = []
+    for p in grid:
+        try:
+            todo.append(measurement(p, device))
+        except Exception as exc:  # noqa: BLE001 - a point that cannot be built fails alone
+            outcomes[p.stem].error = f"{type(exc).__name__}: {exc}"
+
+    def done(m: Measurement, result: RunResult, state: Any) -> None:
+        outcome = outcomes[m.key.stem]
+        result.extra["sweep_point"] = m.key.to_dict()
+        outcome.result = result.to_dict()
+        if write_to is not None:
+            try:
+                result.save(Path(write_to) / f"{m.key.stem}.json")
+                outcome.written = True
+            except ResultWriteError as exc:  # rescued; reported, retried by the next sweep
+                outcome.error, outcome.result = str(exc), None
+
+    try:
+        measure(todo, done)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed run never stops the sweep
+        for outcome in outcomes.values():
+            if outcome.result is None and outcome.error is None:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+    return [outcomes[p.stem] for p in grid]

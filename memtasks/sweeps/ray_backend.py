@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from memtasks.sweeps.config import Point, SweepError
-from memtasks.sweeps.point import Outcome, run_point
+from memtasks.sweeps.point import Outcome, run_group
 
 
-def _remote_run(point: dict[str, Any], device: str, threads: int) -> dict[str, Any]:
+def _remote_run(points: list[dict[str, Any]], device: str, threads: int) -> list[Outcome]:
     torch.set_num_threads(threads)
-    return run_point(point, device)
+    return run_group(points, device)
 
 
 def _check_reachable(address: str) -> None:
@@ -65,17 +65,19 @@ class RayBackend:
             raise SweepError(f"cannot start or join Ray ({address or 'local'}): {exc}") from None
         self._remote = ray.remote(num_cpus=1)(_remote_run)
 
-    def run(self, points: list[Point]) -> Iterator[Outcome]:
-        refs = {self._remote.remote(p.to_dict(), self.device, self.threads): p for p in points}
+    def run(self, groups: list[list[Point]]) -> Iterator[Outcome]:
+        """One Ray task per group of points; its results come back (and are written) when the group ends."""
+        refs = {self._remote.remote([p.to_dict() for p in g], self.device, self.threads): g
+                for g in sorted(groups, key=len, reverse=True)}
         pending = list(refs)
         while pending:
             done, pending = self.ray.wait(pending, num_returns=1)
             for ref in done:
                 try:
-                    yield Outcome(refs[ref], result=self.ray.get(ref))
+                    yield from self.ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - a failed run never stops the sweep
                     cause = getattr(exc, "cause", None) or exc
-                    yield Outcome(refs[ref], error=f"{type(cause).__name__}: {cause}")
+                    yield from (Outcome(p, error=f"{type(cause).__name__}: {cause}") for p in refs[ref])
 
     def close(self) -> None:
         """Shut down the Ray instance if this backend started it."""

@@ -26,14 +26,35 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.cost import worst_case_seconds
+from memtasks.fitting.protocol import Protocol, Search
 from memtasks.fitting.result import ResultWriteError
 from memtasks.sweeps.config import Point, SweepConfig, SweepError
 from memtasks.sweeps.folder import SweepFolder
 from memtasks.sweeps.local import run_local
 from memtasks.sweeps.point import Outcome
 
-Backend = Callable[[list[Point]], Iterable[Outcome]]
+Backend = Callable[[list[list[Point]]], Iterable[Outcome]]
+#: A sweep whose worst case would take longer than this is refused unless the caller says yes.
+LIMIT_HOURS = 6.0
+
+
+def group_points(points: list[Point]) -> list[list[Point]]:
+    """Points of one shape, in grid order: each group is one job whose trials train together."""
+    groups: dict[Any, list[Point]] = {}
+    for p in points:
+        groups.setdefault(p.shape, []).append(p)
+    return list(groups.values())
+
+
+def _max_steps(config: SweepConfig) -> int:
+    return int(config.protocol.get("max_steps", Protocol.max_steps))
+
+
+def estimate_hours(points: list[Point], search: Search, workers: int) -> float:
+    """Worst-case hours: every trial to its step budget (most stop far earlier), spread over the workers."""
+    seconds = sum(worst_case_seconds(p, len(search), max(search.batch_sizes)) for p in points)
+    return seconds / max(workers, 1) / 3600
 
 
 @dataclass
@@ -51,11 +72,13 @@ class SweepSummary:
 
 def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = "local", workers: int | None = None,
               threads: int = 1, device: str = "cpu", address: str | None = None, console: Any = None,
-              progress: bool = True) -> SweepSummary:
+              progress: bool = True, yes: bool = False) -> SweepSummary:
     """Run every unfinished point of ``config`` into ``<root>/<name>/`` and return the counts.
 
     Everything that can be checked is checked before any run starts: the config, the cells, the task kwargs,
-    the device, the backend (a Ray address is contacted first) and the folder (lock, owning config).
+    the device, the backend (a Ray address is contacted first) and the folder (lock, owning config). A
+    sweep whose worst case (every trial to its step budget) would exceed :data:`LIMIT_HOURS` is refused
+    with the estimate unless ``yes``.
     """
     started = time.perf_counter()
     console = console or Console(stderr=True, highlight=False)
@@ -64,8 +87,17 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
     workers = workers or os.cpu_count() or 1
     if workers < 1 or threads < 1:
         raise SweepError(f"workers and threads must be positive integers, got {workers} and {threads}")
+    folder = SweepFolder(root, config)
+    folder.check()
+    # Estimated before the folder is claimed, from a read-only plan: a refused sweep leaves nothing behind.
+    unfinished = folder.plan(points).todo if folder.path.is_dir() else points
+    hours = estimate_hours(unfinished, config.search_spec(), workers)
+    if hours > LIMIT_HOURS and not yes:
+        raise SweepError(f"this sweep is {len(unfinished) * len(config.search_spec()):,} model fits of up to "
+                         f"{_max_steps(config):,} steps, at worst about {hours:,.1f} h on this machine "
+                         f"({workers} worker{'s' * (workers != 1)}); use --yes or a smaller grid")
     if backend == "local":
-        runner: Backend = lambda todo: run_local(todo, workers, threads, device)  # noqa: E731
+        runner: Backend = lambda todo: run_local(todo, workers, threads, device, str(folder.path))  # noqa: E731
         close: Callable[[], None] = lambda: None  # noqa: E731
     elif backend == "ray":
         # Ray is an optional dependency, slow to import: only a Ray sweep loads it
@@ -75,7 +107,6 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
         runner, close = ray_backend.run, ray_backend.close
     else:
         raise SweepError(f"unknown backend {backend!r}; valid: local, ray")
-    folder = SweepFolder(root, config)
     try:
         folder.claim()
     except BaseException:
@@ -92,19 +123,22 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
             console.print(f"[yellow]Warning:[/] corrupt result {line}; running it again", soft_wrap=True)
         for line in plan.rerun:
             console.print(f"[yellow]Warning:[/] unfinished result {line}; running it again", soft_wrap=True)
+        groups = group_points(plan.todo)
         console.print(f"sweep {config.name}: {len(points)} points, {plan.done} finished, {len(plan.todo)} to run "
-                      f"on {backend} ({workers} worker{'s' * (workers != 1)}) -> {folder.path}", soft_wrap=True)
+                      f"in {len(groups)} batched job{'s' * (len(groups) != 1)} on {backend} ({workers} "
+                      f"worker{'s' * (workers != 1)}) -> {folder.path}", soft_wrap=True)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
             def describe() -> str:
-                running = min(workers, len(plan.todo) - ran - len(failed))
-                return f"done {plan.done + ran} · running {running} · failed {len(failed)}"
+                return f"done {plan.done + ran} · failed {len(failed)}"
 
             job = bar.add_task(describe(), total=len(points), completed=plan.done)
-            for outcome in runner(plan.todo):
+            for outcome in runner(groups):
                 error = outcome.error
-                if error is None:
+                if error is None and outcome.written:
+                    ran += 1
+                elif error is None:
                     try:
                         folder.write(outcome.point, outcome.result or {})
                         ran += 1

@@ -60,7 +60,7 @@ def test_register_cell_and_train_it(clean_cells):
     with pytest.raises(CellError, match="factory must be callable"):
         register_cell("x", 3)  # type: ignore[arg-type]
     task = memtasks.make("Seq2Vec-CatCat-v0", seq_len=4, n_examples=16, n_test=4)
-    assert fit(task, "my-elman", hidden=4, protocol=Protocol(max_epochs=1)).cell["name"] == "my-elman"
+    assert fit(task, "my-elman", hidden=4, protocol=Protocol(max_steps=1)).cell["name"] == "my-elman"
 
 
 def test_entry_point_cells_load_without_editing_memtasks(clean_cells, tmp_path, monkeypatch):

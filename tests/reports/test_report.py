@@ -13,6 +13,7 @@ from rich.console import Console
 
 import memtasks
 from memtasks.errors import MemtasksError
+from memtasks.fitting.protocol import Search
 from memtasks.fitting.result import RunResult
 from memtasks.reports import (
     STATS,
@@ -26,6 +27,7 @@ from memtasks.reports import (
     write_csv,
     write_plots,
 )
+from memtasks.reports.aggregate import search_label
 
 CAT, REAL = "Seq2Vec-CatCat-v0", "Seq2Vec-RealReal-v0"
 CELLS = ("rnn", "gru")  # registry order: rnn first, although "gru" sorts first alphabetically
@@ -48,7 +50,7 @@ def value(stat: str, task_id: str, cell: str, n: int, seed: int) -> float:
     f = FRACTION[(task_id, cell)][n][seed]
     bits = 2.0 * n * f
     return {"ceiling": CEILING[task_id], "fit": f * CEILING[task_id], "fraction": f, "bits": bits,
-            "bits_per_param": bits / PARAMS[cell], "params_total": PARAMS[cell], "epochs": 10 + 3 * seed + n % 7,
+            "bits_per_param": bits / PARAMS[cell], "params_total": PARAMS[cell], "steps": 10 + 3 * seed + n % 7,
             "wall_time_s": 0.5 * (seed + 1) + n / 100, "test": 0.1 * seed - 0.05}[stat]
 
 
@@ -70,27 +72,32 @@ def variant(base: RunResult, task_id: str, cell: str, n: int, seed: int) -> RunR
                             "bits_per_param": v["bits_per_param"]})
     r.best["test"][metric] = v["test"]
     r.best["bits_per_param"] = v["bits_per_param"]
-    r.epochs, r.wall_time_s = int(v["epochs"]), v["wall_time_s"]
+    r.steps, r.wall_time_s = int(v["steps"]), v["wall_time_s"]
     return r
+
+
+#: The search of every run of the grid, and its label in the reports.
+LR = 0.002
 
 
 @pytest.fixture(scope="module")
 def base_runs() -> dict[str, RunResult]:
-    """One real two-epoch run per setting: the schema comes from the harness, not from this file."""
-    proto = memtasks.Protocol(max_epochs=2)
-    return {t: memtasks.fit(memtasks.make(t, seq_len=4, n_examples=16, n_test=4), "rnn", hidden=4, protocol=proto)
-            for t in (CAT, REAL)}
+    """One real ten-step run per setting (one trial): the schema comes from the harness, not from this file."""
+    proto = memtasks.Protocol(lr=LR, max_steps=10, eval_every=5)
+    return {t: memtasks.fit(memtasks.make(t, seq_len=4, n_examples=16, n_test=4), "rnn", hidden=4, protocol=proto,
+                            search=Search.single(proto)) for t in (CAT, REAL)}
 
 
 @pytest.fixture(scope="module")
 def grid(base_runs) -> list[RunResult]:
-    """2 settings × 2 cells × 3 sizes × 3 seeds, plus one run interrupted before its first epoch."""
+    """2 settings × 2 cells × 3 sizes × 3 seeds, plus one run interrupted before its first evaluation."""
     runs = [variant(base_runs[t], t, c, n, s) for t in (CAT, REAL) for c in CELLS for n in SIZES for s in SEEDS]
     stopped = variant(base_runs[CAT], CAT, "rnn", 16, 0)
     stopped.protocol["seed"] = stopped.task["kwargs"]["seed"] = 3
     stopped.status = stopped.stop_reason = "interrupted"
     stopped.best = stopped.final = None
-    stopped.epochs = 0
+    stopped.steps = stopped.evaluations = 0
+    stopped.history, stopped.steps_to_ceiling = [], {"50%": None, "90%": None, "100%": None}
     return runs + [stopped]
 
 
@@ -205,6 +212,38 @@ def test_groups_sort_by_setting_and_cell_registry_then_numbers(grid, base_runs):
         (CAT, 500, None), (CAT, None, 4), (REAL, None, 4), ("Aaa-CatCat-v0", None, 4)]
 
 
+def test_runs_group_by_their_search_not_by_the_trial_it_selected(grid):
+    assert search_label({"lrs": [0.002], "batch_sizes": [64]}) == "lr 0.002 · batch 64"
+    assert search_label({"lrs": [0.03, 0.001, 0.01], "batch_sizes": [64]}) == "lr 0.03,0.001,0.01 · batch 64"
+    assert search_label({"lrs": [0.01], "batch_sizes": [32, 128]}) == "lr 0.01 · batch 32,128"
+    # each seed's best trial may have another learning rate and batch size: still one group, nothing "varied"
+    picked = copy.deepcopy(grid)
+    for r in picked:
+        r.search = {"lrs": [0.001, 0.01], "batch_sizes": [16, 64]}
+        r.protocol.update(lr=[0.001, 0.01][r.protocol["seed"] % 2], batch_size=[16, 64][r.protocol["seed"] // 2 % 2])
+    groups = aggregate(picked)
+    assert [g.key.search for g in groups] == ["lr 0.001,0.01 · batch 16,64"] * 12
+    assert all(g.varied == [] for g in groups)
+    assert [(g.n_runs, g.mean) for g in groups] == [(g.n_runs, g.mean) for g in aggregate(grid)]
+    # another search is another group
+    other = copy.deepcopy(grid[:3])
+    for r in other:
+        r.search = {"lrs": [0.01], "batch_sizes": [64]}
+    assert len(aggregate(grid + other)) == len(aggregate(grid)) + 1
+
+
+@pytest.mark.parametrize("a, b", [
+    ({"lrs": [0.01], "batch_sizes": [32]}, {"lrs": [0.01], "batch_sizes": [64]}),
+    ({"lrs": [0.001, 0.003, 0.03], "batch_sizes": [64]}, {"lrs": [0.001, 0.01, 0.03], "batch_sizes": [64]}),
+])
+def test_different_searches_are_never_one_silent_group(grid, a, b):
+    runs = copy.deepcopy([r for r in grid if (r.task["id"], r.cell["name"], r.status) == (CAT, "rnn", "completed")])
+    for r in runs:
+        r.search = a if r.protocol["seed"] == 0 else b
+    groups = aggregate(runs)
+    assert len(groups) == 6 or all(g.varied for g in groups if g.n_runs == 3)
+
+
 def test_frontier_picks_the_largest_size_fitted_on_average(grid):
     groups, rows = _report(grid)
     assert [(r.task_id, r.cell) for r in rows] == list(FRONTIER)
@@ -231,10 +270,11 @@ def test_csv_has_one_row_per_group(tmp_path, grid):
     header = list(rows[0])
     assert header[:4] == ["task_id", "kind", "x_type", "y_type"]
     assert {f"{s}_{m}" for s in STATS for m in ("mean", "std")} <= set(header)
-    assert {"n_runs", "seeds", "params_budget", "hidden", "lr", "seq_len", "n_examples"} <= set(header)
+    assert {"n_runs", "seeds", "params_budget", "hidden", "search", "seq_len", "n_examples"} <= set(header)
+    assert "lr" not in header and "epochs_mean" not in header and "steps_mean" in header
     first = rows[0]
     assert (first["task_id"], first["cell"], first["n_examples"], first["params_budget"]) == (CAT, "rnn", "16", "")
-    assert (first["n_runs"], first["seeds"], first["hidden"]) == ("4", "0 1 2 3", "4")
+    assert (first["n_runs"], first["seeds"], first["hidden"], first["search"]) == ("4", "0 1 2 3", "4", "lr 0.002 · batch 64")
     for row, g in zip(rows, groups, strict=True):
         assert float(row["fraction_mean"]) == g.mean["fraction"] and float(row["bits_std"]) == g.std["bits"]
     assert write_csv(groups, tmp_path / "again.csv").read_bytes() == path.read_bytes()
@@ -281,7 +321,7 @@ def test_teacher_runs_are_flagged_in_the_bits_plot(tmp_path, grid):
     teacher = [copy.deepcopy(r) for r in cat if r.cell["name"] == "gru"]
     for r in teacher:
         r.task["kwargs"]["source"] = "teacher"
-        r.protocol["lr"] = 0.01  # a group of its own
+        r.search = {"lrs": [0.001, 0.01], "batch_sizes": [64]}  # another search: a group of its own
     groups, rows = _report(cat + teacher)
     written = write_plots(groups, rows, tmp_path)
     data = json.loads((tmp_path / "bits_vs_params.json").read_text())
@@ -313,7 +353,8 @@ def test_markdown_is_deterministic_and_holds_the_numbers(grid):
     row = (f"| rnn | hidden 4 | {pm('fraction', CAT, 'rnn', 16)}* | {pm('fraction', CAT, 'rnn', 32)} | "
            f"{pm('fraction', CAT, 'rnn', 64)} | {bpp} (n=64) | 32 |")
     assert row in md.splitlines()
-    assert "| Seq2Vec-RealReal-v0 | rnn | hidden 4 | 4 | 0.002 | 300 | – | 16 32 64 |" in md
+    assert "| Seq2Vec-RealReal-v0 | rnn | hidden 4 | 4 | lr 0.002 · batch 64 | 300 | – | 16 32 64 |" in md
+    assert "## Seq2Vec-CatCat-v0 · seq_len 4 · lr 0.002 · batch 64 · random targets" in md
     assert md.index("## Seq2Vec-CatCat-v0") < md.index("## Seq2Vec-RealReal-v0") < md.index("## Capacity frontier")
     assert 'only for random-target runs (`source="random"`)' in md
     assert "\\* not every run" in md
@@ -337,18 +378,18 @@ def test_rich_tables_and_report_data(grid):
     assert [r["largest_fitted"] for r in data["frontier"]] == list(FRONTIER.values())
 
 
-def test_a_group_with_no_finished_epoch_has_no_statistics(tmp_path, grid):
+def test_a_group_with_no_evaluation_has_no_statistics(tmp_path, grid):
     stopped = [r for r in grid if r.status == "interrupted"][0]
     alone = copy.deepcopy(stopped)
-    alone.protocol["lr"] = 0.5  # a group of its own: its only run never finished an epoch
+    alone.search = {"lrs": [0.5], "batch_sizes": [64]}  # a group of its own: its only run was never evaluated
     groups, rows = _report(grid + [alone])
-    (g,) = [g for g in groups if g.key.lr == 0.5]
+    (g,) = [g for g in groups if g.key.search.startswith("lr 0.5 ")]
     assert (g.n_runs, g.n_measured, g.statuses) == (1, 0, {"interrupted": 1})
     assert set(g.mean.values()) == {None} and set(g.std.values()) == {None}
-    (row,) = [r for r in rows if r.lr == 0.5]
+    (row,) = [r for r in rows if r.search.startswith("lr 0.5 ")]
     assert row.largest_fitted is None and row.max_bits is None and row.sizes_tried == [16]
     md = markdown_report(groups, rows)
-    assert "## Seq2Vec-CatCat-v0 · seq_len 4 · lr 0.5 · random targets" in md
+    assert "## Seq2Vec-CatCat-v0 · seq_len 4 · lr 0.5 · batch 64 · random targets" in md
     assert "| rnn | hidden 4 | –* | – | – |" in md
     written = write_plots([g], [row], tmp_path)
     assert json.loads((tmp_path / "frontier.json").read_text())["bars"][0]["largest_fitted"] is None

@@ -1,4 +1,5 @@
-"""Sweeps: grid expansion, config errors, resume after a kill, the lock, corrupt files, failures, Ray."""
+"""Sweeps: grid expansion, config errors, grouping, the worst-case refusal, resume after a kill, the lock,
+corrupt files, failures, Ray."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ import pytest
 from click.testing import CliRunner
 
 from memtasks.cli import main
+from memtasks.fitting.protocol import DEFAULT_LRS
 from memtasks.fitting.result import RunResult
 from memtasks.reports import export_jsonl
 from memtasks.sweeps.config import SweepConfig, SweepError
 from memtasks.sweeps.folder import SweepFolder
-from memtasks.sweeps.runner import run_sweep
-from tests.helpers import ROOT
+from memtasks.sweeps.runner import LIMIT_HOURS, estimate_hours, group_points, run_sweep
+from tests.helpers import ROOT, assert_bad_input
 
+PROTOCOL = {"max_steps": 10, "eval_every": 5, "patience": 5}
 BASE = {"name": "t", "tasks": ["Seq2Vec-CatCat-v0"], "cells": ["rnn", "gru"], "n_examples": [12, 24],
         "seq_len": [3], "hidden": [4], "seeds": [0, 1], "task_kwargs": {"n_test": 4},
-        "protocol": {"max_epochs": 2, "patience": 5}}
+        "protocol": PROTOCOL, "search": {"lr": [0.01]}}
 
 
 def config(**changes: object) -> SweepConfig:
@@ -36,12 +39,15 @@ def sweep(cfg: SweepConfig, root: Path, **kw: object):
 
 
 def test_grid_expansion_is_the_full_product_in_a_fixed_order():
-    cfg = config(lr=[0.01, 0.002], tasks=["Seq2Vec-CatCat-v0", "NextStep-RealCat-v0"])
+    cfg = config(search={"lr": [0.01, 0.002]}, tasks=["Seq2Vec-CatCat-v0", "NextStep-RealCat-v0"])
     points = cfg.points()
-    assert len(points) == 2 * 2 * 2 * 1 * 1 * 2 * 2
+    assert len(points) == 2 * 2 * 2 * 1 * 1 * 2  # the search is not a grid dimension: every point carries it
     assert len({p.stem for p in points}) == len(points)
-    assert points[0].stem == "Seq2Vec-CatCat-v0_rnn_n12_T3_h4_lr0.01_seed0"
-    assert points[1].seed == 1 and points[2].lr == 0.002
+    assert points[0].stem == "Seq2Vec-CatCat-v0_rnn_n12_T3_h4_seed0"
+    assert points[1].seed == 1 and points[2].n_examples == 24 and points[4].cell == "gru"
+    assert points[8].task == "NextStep-RealCat-v0"
+    assert all(p.search == {"lrs": [0.01, 0.002], "batch_sizes": [64]} for p in points)
+    assert all(p.protocol == PROTOCOL and p.bits_per_param is None for p in points)
     assert all(p.task_kwargs == {"n_test": 4} for p in points)
     assert config(tasks="all").tasks[:2] == ["NextStep-CatCat-v0", "NextStep-CatReal-v0"]
     per = config(per_task={"Seq2Vec-CatCat-v0": {"in_vocab": 8}}).points()
@@ -56,12 +62,31 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     ({"params": [100]}, "exactly one of params"),
     ({"name": "a/b"}, "must be a folder name"),
     ({"task_kwargs": {"seq_len": 5}}, "which the grid controls"),
-    ({"protocol": {"lr": 0.1}}, "lr and seeds are grid lists"),
     ({"per_task": {"Vec2Seq-CatCat-v0": {}}}, "names tasks not in the grid"),
+    ({"lr": [0.01]}, "unknown keys lr; valid keys:"),  # learning rates are no longer a grid list
+    # learning rates and batch sizes are the [search]'s, never the [protocol]'s
+    ({"protocol": {"lr": 0.1}}, r"\[protocol\] sets lr; learning rates and batch sizes are the \[search\]"),
+    ({"protocol": {"batch_size": 8}}, r"\[protocol\] sets batch_size; .*are the \[search\]"),
+    ({"protocol": {"lr": 0.1, "batch_size": 8, "seed": 1}}, r"\[protocol\] sets batch_size, lr, seed;"),
+    ({"search": {"lr": [0.01], "momentum": [0.9]}}, r"\[search\] has unknown keys momentum; valid: lr, batch_size"),
+    ({"search": {"lrs": [0.01]}}, r"\[search\] has unknown keys lrs; valid: lr, batch_size"),
+    ({"search": [0.01]}, r"\[search\] must be a table"),
+    ({"search": {"lr": []}}, r"\[search\]: a search needs at least one learning rate"),
+    ({"search": {"lr": [0.01, 0.01]}}, r"\[search\]: the search lists learning rates twice"),
+    ({"search": {"lr": [-0.01]}}, r"\[search\]: search learning rate must be a positive number"),
+    ({"search": {"batch_size": [0]}}, r"\[search\]: search batch size must be a positive integer"),
 ])
 def test_bad_configs_are_refused_before_any_work(changes, match):
     with pytest.raises(SweepError, match=match):
         config(**changes)
+
+
+def test_a_config_without_a_search_measures_the_default_learning_rate_grid():
+    cfg = SweepConfig.from_dict({k: v for k, v in BASE.items() if k != "search"})
+    assert cfg.search_spec().lrs == DEFAULT_LRS and cfg.search_spec().batch_sizes == (64,)
+    assert cfg.points()[0].search == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64]}
+    scalar = config(search={"lr": 0.01, "batch_size": 8})  # one value without a list
+    assert scalar.points()[0].search == {"lrs": [0.01], "batch_sizes": [8]}
 
 
 def test_config_errors_found_by_validation(tmp_path):
@@ -71,6 +96,11 @@ def test_config_errors_found_by_validation(tmp_path):
         sweep(config(task_kwargs={"in_vocab": 1}), tmp_path)
     with pytest.raises(SweepError, match=r"\[protocol\].*unexpected keyword"):
         sweep(config(protocol={"epochs": 3}), tmp_path)
+    # the old epoch budget is refused, naming the step budget that replaced it
+    with pytest.raises(SweepError, match=r"\[protocol\].*'max_epochs'.*valid keys: max_steps, eval_every"):
+        sweep(config(protocol={"max_epochs": 2}), tmp_path)
+    with pytest.raises(Exception, match="max_steps must be a positive integer"):
+        sweep(config(protocol={"max_steps": 0}), tmp_path)
     assert not (tmp_path / "t").exists()  # nothing was created
 
 
@@ -81,8 +111,11 @@ def test_toml_errors(tmp_path):
         SweepConfig.load(bad)
     good = tmp_path / "good.toml"
     good.write_text('name="g"\ntasks=["Seq2Vec-CatCat-v0"]\ncells=["rnn"]\nn_examples=[8]\nseq_len=[3]\n'
-                    'hidden=[4]\nseeds=[0]\n[protocol]\nmax_epochs=1\n')
-    assert SweepConfig.load(good).protocol == {"max_epochs": 1}
+                    'hidden=[4]\nseeds=[0]\n[protocol]\nmax_steps=1\n[search]\nlr=[0.01, 0.03]\nbatch_size=[8, 16]\n')
+    loaded = SweepConfig.load(good)
+    assert loaded.protocol == {"max_steps": 1} and loaded.search == {"lr": [0.01, 0.03], "batch_size": [8, 16]}
+    assert loaded.search_spec().trials() == [(0.01, 8), (0.03, 8), (0.01, 16), (0.03, 16)]
+    assert SweepConfig.from_dict(loaded.to_dict()) == loaded
     with pytest.raises(SweepError, match="no such file"):
         SweepConfig.load(tmp_path / "missing.toml")
 
@@ -96,6 +129,11 @@ def test_sweep_runs_every_point_once_and_skips_finished_ones(tmp_path):
     r = RunResult.load(files[0])
     assert r.task["kwargs"]["seed"] == r.protocol["seed"]  # the grid seed sets data and training
     assert r.extra["sweep_point"]["task"] == "Seq2Vec-CatCat-v0" and r.extra["sweep_point"]["hidden"] == 4
+    # the step-budget protocol and the one-trial search are what ran
+    assert r.search == {"lrs": [0.01], "batch_sizes": [64]} and len(r.trials) == 1 and r.selected_trial == 0
+    assert r.protocol["lr"] == 0.01 and r.protocol["max_steps"] == 10 and r.protocol["eval_every"] == 5
+    assert 0 < r.steps <= 10 and r.evaluations == len(r.history) > 0
+    assert [e["step"] for e in r.history] == list(range(5, r.steps + 1, 5))
     mtimes = {f: f.stat().st_mtime_ns for f in files}
     again = sweep(cfg, tmp_path)
     assert (again.ran, again.skipped) == (0, 8)
@@ -176,12 +214,15 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeyp
     # The rnn points finish; the gated points cannot until the gate opens, so the kill always lands
     # while both workers are busy and exactly the rnn results exist, on a fast or a loaded machine.
     gate = tmp_path / "gate"
-    cfg = config(n_examples=[12, 24], seeds=[0, 1], cells=["rnn", "tests.plugin_cells:gated"],
-                 protocol={"max_epochs": 2, "patience": 5})
+    # All points of one shape are one job: the rnn points and the gated points are two groups (two cells),
+    # and with two workers each group runs in a worker of its own.
+    cfg = config(n_examples=[12, 24], seeds=[0, 1], cells=["rnn", "tests.plugin_cells:gated"])
+    assert [{p.cell for p in g} for g in group_points(cfg.points())] == [{"rnn"}, {"tests.plugin_cells:gated"}]
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text(
         'name="t"\ntasks=["Seq2Vec-CatCat-v0"]\ncells=["rnn","tests.plugin_cells:gated"]\nn_examples=[12,24]\n'
-        'seq_len=[3]\nhidden=[4]\nseeds=[0,1]\n[task_kwargs]\nn_test=4\n[protocol]\nmax_epochs=2\npatience=5\n')
+        'seq_len=[3]\nhidden=[4]\nseeds=[0,1]\n[task_kwargs]\nn_test=4\n'
+        '[protocol]\nmax_steps=10\neval_every=5\npatience=5\n[search]\nlr=[0.01]\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MEMTASKS_TEST_GATE": str(gate)}
     log = tmp_path / "sweep.log"
     with log.open("w") as out:
@@ -189,6 +230,7 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeyp
                                  "--workers", "2", "--no-progress"], cwd=ROOT, env=env, stdout=out, stderr=out)
     folder = tmp_path / "t"
     rnn = [p for p in cfg.points() if p.cell == "rnn"]
+    gated = [p for p in cfg.points() if p.cell != "rnn"]
     try:
         while proc.poll() is None and not all((folder / f"{p.stem}.json").exists() for p in rnn):
             time.sleep(0.02)
@@ -199,8 +241,9 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeyp
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # A write cut short by the kill leaves a temporary file; one of another name must survive the resume.
-    stale = folder / f".{rnn[0].stem}.json.k1ll3d_.tmp"
-    stale.write_text('{"schema_version": 1, "half')
+    stale = [folder / f".{gated[0].stem}.json.k1ll3d_.tmp", folder / f".{rnn[1].stem}.json.abc123.tmp"]
+    for f in stale:
+        f.write_text('{"schema_version": 2, "half')
     foreign = folder / ".notes.tmp"
     foreign.write_text("not the sweep's")
     deadline = time.monotonic() + 60
@@ -210,27 +253,36 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeyp
                  for pid in workers if _alive(pid)}
     assert not survivors, f"orphan workers outlived the sweep: {survivors}"
     before = {f.name: f.read_bytes() for f in folder.glob("*_*.json")}
-    assert sorted(before) == sorted(f"{p.stem}.json" for p in rnn)
+    assert sorted(before) == sorted(f"{p.stem}.json" for p in rnn)  # exactly the rnn results, all of them
+    assert all(RunResult.load(folder / name).status == "completed" for name in before)
     assert SweepConfig.from_dict(json.loads((folder / "sweep.json").read_text())) == cfg
 
     gate.touch()
     monkeypatch.setenv("MEMTASKS_TEST_GATE", str(gate))
     summary = sweep(cfg, tmp_path)
-    assert summary.skipped == len(rnn) and summary.ran == len(cfg.points()) - len(rnn) and not summary.failed
+    assert summary.skipped == len(rnn) and summary.ran == len(gated) and not summary.failed
     after = {f.name: f.read_bytes() for f in folder.glob("*_*.json")}
     assert sorted(after) == sorted(p.stem + ".json" for p in cfg.points())
     assert all(after[name] == data for name, data in before.items())  # finished runs untouched
-    assert not stale.exists() and foreign.exists()
+    resumed = [RunResult.load(folder / f"{p.stem}.json") for p in gated]
+    assert all(r.status == "completed" and r.batched_with == 1 for r in resumed)  # a plugin cell: one at a time
+    assert not any(f.exists() for f in stale) and foreign.exists()
     assert sorted(f.name for f in folder.glob(".*.tmp")) == [foreign.name]
 
 
 def test_cli_sweep_from_flags_and_report(tmp_path):
     args = ["sweep", "--name", "cli", "--task", "Seq2Vec-CatReal-v0", "--cell", "rnn", "--n-examples", "12,24",
-            "--seq-len", "3", "--hidden", "4", "--seeds", "0,1", "-k", "n_test=4", "--max-epochs", "2",
-            "--workers", "1", "--out", str(tmp_path)]
+            "--seq-len", "3", "--hidden", "4", "--seeds", "0,1", "-k", "n_test=4", "--max-steps", "10",
+            "--patience", "3", "--lr", "0.01", "--batch-size", "4,8", "--workers", "1", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "4 ran, 0 already finished, 0 failed" in result.stdout
+    cfg = json.loads((tmp_path / "cli" / "sweep.json").read_text())
+    assert cfg["search"] == {"lr": [0.01], "batch_size": [4, 8]} and cfg["protocol"] == {"max_steps": 10, "patience": 3}
+    for f in (tmp_path / "cli").glob("*_*.json"):
+        r = RunResult.load(f)
+        assert r.search == {"lrs": [0.01], "batch_sizes": [4, 8]} and r.steps <= 10
+        assert [(t["lr"], t["batch_size"]) for t in r.trials] == [(0.01, 4), (0.01, 8)]
     result = CliRunner().invoke(main, ["report", str(tmp_path / "cli"), "--jsonl", str(tmp_path / "r.jsonl"),
                                        "--readme", str(tmp_path / "README.md")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -248,6 +300,12 @@ def test_cli_sweep_from_flags_and_report(tmp_path):
     (["--n-examples", "ten"], "give comma-separated ints"),
     (["--backend", "ray", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
     (["--device", "cuda:7"], "cuda"),
+    (["--bits-per-param", "2"], "exactly one of n_examples"),
+    (["--max-steps", "0"], "max_steps must be a positive integer"),
+    (["--lr", "0.01,0.01"], "lists learning rates twice"),
+    (["--batch-size", "0"], "batch size must be a positive integer"),
+    (["--lr", "fast"], "--lr 'fast': give comma-separated floats"),  # the option typed, not the parameter
+    (["--batch-size", "1.5"], "--batch-size '1.5': give comma-separated ints"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, args, match):
     base = ["sweep", "--name", "b", "--task", "Seq2Vec-CatCat-v0", "--cell", "rnn", "--n-examples", "8",
@@ -261,7 +319,8 @@ def test_cli_bad_input_is_one_line(tmp_path, args, match):
 
 def test_cli_dry_run_prints_the_plan_writes_nothing_and_checks_the_folder(tmp_path):
     base = ["sweep", "--name", "d", "--task", "Seq2Vec-CatCat-v0", "--cell", "rnn", "--n-examples", "8",
-            "--seq-len", "3", "--hidden", "4", "-k", "n_test=4", "--max-epochs", "1", "--out", str(tmp_path)]
+            "--seq-len", "3", "--hidden", "4", "-k", "n_test=4", "--max-steps", "5", "--lr", "0.01",
+            "--out", str(tmp_path)]
     result = CliRunner().invoke(main, base + ["--seeds", "0,1", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "sweep d: 2 points (0 finished)" in result.stdout and "_seed1" in result.stdout
@@ -272,7 +331,7 @@ def test_cli_dry_run_prints_the_plan_writes_nothing_and_checks_the_folder(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "holds results of another config (it differs in: seeds)" in lines[0]
     names = sorted(p.name for p in (tmp_path / "d").iterdir())
-    assert names == [".lock", "Seq2Vec-CatCat-v0_rnn_n8_T3_h4_lr0.002_seed0.json", "sweep.json"]
+    assert names == [".lock", "Seq2Vec-CatCat-v0_rnn_n8_T3_h4_seed0.json", "sweep.json"]
 
 
 def test_export_jsonl_is_sorted_and_compact(tmp_path):
@@ -316,3 +375,95 @@ def test_a_result_that_cannot_be_written_is_rescued_and_the_sweep_goes_on(tmp_pa
         assert f"saved to {rescued}" in why and json.loads(rescued.read_text())["status"] == "completed"
     summary = sweep(cfg, tmp_path)  # the next run writes them; the rescue copies are not taken for results
     assert summary.ran == 2 and not summary.failed
+
+
+# ----- grouping: the points of one shape are one job, their trials trained together -------------------
+
+
+def test_points_that_differ_only_in_seed_and_size_share_a_group():
+    points = config(search={"lr": [0.01, 0.03]}).points()
+    groups = group_points(points)
+    assert [[p.stem for p in g] for g in groups] == [
+        [p.stem for p in points if p.cell == "rnn"], [p.stem for p in points if p.cell == "gru"]]
+    for g in groups:  # every seed and size of one cell, in grid order
+        assert {(p.seed, p.n_examples) for p in g} == {(0, 12), (1, 12), (0, 24), (1, 24)}
+    # anything else that changes the model's shape or its training is another job
+    assert len(group_points(config(cells=["rnn"], hidden=[4, 5]).points())) == 2
+    assert len(group_points(config(cells=["rnn"], seq_len=[3, 4]).points())) == 2
+    assert len(group_points(config(cells=["rnn"], tasks=["Seq2Vec-CatCat-v0", "Seq2Vec-CatReal-v0"]).points())) == 2
+    other = config(cells=["rnn"], search={"lr": [0.03]}).points()
+    assert len(group_points(config(cells=["rnn"]).points() + other)) == 2
+
+
+def test_a_sweep_trains_the_trials_of_one_group_together(tmp_path):
+    cfg = config(search={"lr": [0.01, 0.03]})  # 2 cells × 2 seeds × 2 sizes, 2 trials per point
+    summary = sweep(cfg, tmp_path)
+    assert (summary.ran, summary.failed) == (8, [])
+    results = {p.stem: RunResult.load(tmp_path / "t" / f"{p.stem}.json") for p in cfg.points()}
+    for group in group_points(cfg.points()):
+        trials = sum(len(p.search["lrs"]) * len(p.search["batch_sizes"]) for p in group)
+        assert trials == 8
+        for p in group:
+            r = results[p.stem]
+            assert r.batched_with == trials, (p.stem, r.batched_with)
+            assert r.cell["batched"] and [t["lr"] for t in r.trials] == [0.01, 0.03]
+            assert r.protocol["lr"] == r.trials[r.selected_trial]["lr"]
+            assert r.task["n_examples"] == p.n_examples and r.protocol["seed"] == p.seed
+
+
+# ----- the worst-case estimate ---------------------------------------------------------------------
+
+
+#: Worst case 10**12 steps (far over LIMIT_HOURS for any plausible cost model), but a trial of 4 examples stops
+#: within a few steps: at most one improvement per correct target, then the ceiling or (patience 1, no decays)
+#: a plateau.
+QUICK_HUGE = {"max_steps": 10**12, "eval_every": 1, "patience": 1, "max_decays": 0}
+
+
+def test_estimate_hours_scales_with_steps_trials_and_workers():
+    points = config(cells=["rnn"]).points()
+    one = estimate_hours(points, config().search_spec(), workers=1)
+    assert 0 < one < LIMIT_HOURS
+    twice = config(cells=["rnn"], protocol={**PROTOCOL, "max_steps": 20}).points()
+    assert estimate_hours(twice, config().search_spec(), 1) == pytest.approx(2 * one)
+    two_lrs = config(search={"lr": [0.01, 0.03]}).search_spec()
+    assert estimate_hours(points, two_lrs, 1) == pytest.approx(2 * one)
+    assert estimate_hours(points, config().search_spec(), 4) == pytest.approx(one / 4)
+    huge = config(cells=["rnn"], protocol=QUICK_HUGE).points()
+    assert estimate_hours(huge, config().search_spec(), 1) > LIMIT_HOURS
+
+
+def test_a_sweep_whose_worst_case_is_too_long_is_refused_unless_yes(tmp_path):
+    cfg = config(cells=["rnn"], n_examples=[4], seeds=[0], protocol=QUICK_HUGE)
+    with pytest.raises(SweepError, match=r"1 model fits of up to 1,000,000,000,000 steps, at worst about .* h "
+                                         r"on this machine \(1 worker\); use --yes or a smaller grid"):
+        sweep(cfg, tmp_path)
+    assert not list((tmp_path / "t").glob("*_*.json"))  # nothing ran
+    summary = sweep(cfg, tmp_path, yes=True)  # not refused: it runs (and stops early)
+    assert (summary.ran, summary.failed) == (1, [])
+    (r,) = [RunResult.load(f) for f in (tmp_path / "t").glob("*_*.json")]
+    assert r.protocol["max_steps"] == 10**12 and r.stop_reason in ("ceiling", "plateau") and r.steps < 50
+
+
+def test_a_refused_sweep_leaves_nothing_behind(tmp_path):
+    big = config(cells=["rnn"], n_examples=[4], seeds=[0], protocol={**PROTOCOL, "max_steps": 10**12})
+    with pytest.raises(SweepError, match="use --yes"):
+        sweep(big, tmp_path)
+    try:
+        assert not (tmp_path / "t").exists()
+    finally:  # whatever was left, the advised smaller grid must run under the same name
+        assert sweep(config(cells=["rnn"], n_examples=[4], seeds=[0]), tmp_path).ran == 1
+
+
+def test_cli_refuses_a_too_long_sweep_in_one_line_unless_yes(tmp_path):
+    toml = tmp_path / "huge.toml"
+    toml.write_text('name="huge"\ntasks=["Seq2Vec-CatCat-v0"]\ncells=["rnn"]\nn_examples=[4]\nseq_len=[3]\n'
+                    'hidden=[4]\nseeds=[0]\n[task_kwargs]\nn_test=4\n[search]\nlr=[0.01]\n[protocol]\n'
+                    + "".join(f"{k}={v}\n" for k, v in QUICK_HUGE.items()))
+    args = ["sweep", str(toml), "--workers", "1", "--out", str(tmp_path / "runs")]
+    result = CliRunner().invoke(main, args)
+    assert_bad_input(result, "at worst about", "use --yes or a smaller grid")
+    assert not list((tmp_path / "runs").glob("huge/*_*.json"))
+    result = CliRunner().invoke(main, [*args, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "1 ran, 0 already finished, 0 failed" in result.stdout

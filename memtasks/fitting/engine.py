@@ -1,0 +1,405 @@
+"""Training many trials as one: the step loop, evaluation, per-trial stopping and learning-rate decays.
+
+A *trial* is one model trained on one training set with one learning rate and batch size. Trials whose
+models share a shape (layout, cell, hidden size, embed_dim) train together as one
+:class:`~memtasks.models.stacked.StackedModel` inside a Lightning ``Trainer`` (manual optimization with
+:class:`~memtasks.fitting.optim.StackedAdam`). Each trial keeps its own data, batch order (drawn exactly
+as a single run's :class:`~memtasks.data.batching.BatchLoader` draws it), learning rate, decays,
+evaluations and stopping; when a trial stops it leaves the stack and ``on_done`` receives its
+:class:`TrialRun` at once, so nothing finished is lost if the rest is killed. A trial that diverges ends
+as ``diverged`` and the others go on. Cells without a batched kernel train one trial at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import RichProgressBar
+
+from memtasks.data.taskdata import TaskData
+from memtasks.fitting.optim import StackedAdam
+from memtasks.fitting.protocol import Protocol
+from memtasks.metrics import fits_ceiling_real
+from memtasks.models.registry import CellSpec
+from memtasks.models.sequence_model import MetricSums, SequenceModel
+from memtasks.models.stacked import SingleModel, StackedModel, batchable
+
+
+class UnbatchedWarning(UserWarning):
+    """A cell without a batched kernel (a plugin cell) trains its trials one at a time."""
+
+
+@dataclass
+class Trial:
+    """One model to train: its training (and held-out) data, seed, learning rate and batch size."""
+
+    train: TaskData
+    test: TaskData | None
+    seed: int
+    lr: float
+    batch_size: int
+    key: Any = None
+
+
+@dataclass
+class TrialRun:
+    """What one trial did: its evaluations, learning rates, why it stopped, and its best weights (if kept)."""
+
+    trial: Trial
+    history: list[dict[str, Any]] = field(default_factory=list)
+    lr_history: list[dict[str, float]] = field(default_factory=list)
+    status: str = "completed"
+    stop_reason: str = "budget"
+    steps: int = 0
+    best_index: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    decays: int = 0
+    evals_since_best: int = 0
+    train_time_s: float = 0.0
+    eval_time_s: float = 0.0
+    batched_with: int = 1
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return None if self.best_index is None else self.history[self.best_index]
+
+
+def _split_tensors(data: TaskData) -> dict[str, torch.Tensor | None]:
+    tokens, values, targets = data.model_inputs()
+    scored = np.flatnonzero(data.layout.mask)
+    return {"tokens": None if tokens is None else torch.from_numpy(tokens),
+            "values": None if values is None else torch.from_numpy(values),
+            "targets": torch.from_numpy(np.ascontiguousarray(targets[:, scored]))}
+
+
+def _stack_padded(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """(K, n_max, ...) from per-trial (n_k, ...) tensors, zero-padded."""
+    if parts[0] is None:
+        return None
+    n_max = max(max(len(p) for p in parts), 1)  # type: ignore[arg-type]
+    out = parts[0].new_zeros(len(parts), n_max, *parts[0].shape[1:])  # type: ignore[union-attr]
+    for k, p in enumerate(parts):
+        out[k, :len(p)] = p  # type: ignore[arg-type]
+    return out
+
+
+class _Batches:
+    """A trial's training batches in exactly :class:`~memtasks.data.batching.BatchLoader`'s order."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size = n, min(batch_size, n)
+        self.rng = np.random.default_rng(seed)
+        self.queue: list[np.ndarray] = []
+
+    def next(self) -> np.ndarray:
+        if not self.queue:
+            order = self.rng.permutation(self.n)
+            self.queue = [order[i:i + self.batch_size] for i in range(0, self.n, self.batch_size)][::-1]
+        return self.queue.pop()
+
+
+class _Group(pl.LightningModule):
+    """The trials of one shape, trained as one module; see the module docstring."""
+
+    def __init__(self, trials: list[Trial], models: list[SequenceModel], protocol: Protocol,
+                 on_done: Callable[[TrialRun], None], keep_best: bool) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.protocol, self.on_done, self.keep_best = protocol, on_done, keep_best
+        self.layout = models[0].layout
+        stacked = batchable(models[0].cell_name) and len(models) > 1
+        self.net: StackedModel | SingleModel = StackedModel(models) if stacked else SingleModel(models[0])
+        self.runs = [TrialRun(t, batched_with=len(trials),
+                              lr_history=[{"step": 0, "lr": t.lr}]) for t in trials]
+        self.active = list(range(len(trials)))
+        self.batches = [_Batches(len(t.train), t.batch_size, t.seed) for t in trials]
+        self.data = {name: _stack_padded([_split_tensors(t.train)[name] for t in trials])
+                     for name in ("tokens", "values", "targets")}
+        self.test_data: dict[str, torch.Tensor | None] | None = None
+        if all(t.test is not None and len(t.test) for t in trials):
+            self.test_data = {name: _stack_padded([_split_tensors(t.test)[name] for t in trials])  # type: ignore
+                              for name in ("tokens", "values", "targets")}
+        self.sizes = torch.tensor([len(t.train) for t in trials])
+        self.variances = [None if self.layout.y_type == "cat" else float(t.train.y.astype(np.float64).var())
+                          for t in trials]
+        self.test_variances = [None if self.layout.y_type == "cat" or t.test is None or not len(t.test)
+                               else float(t.test.y.astype(np.float64).var()) for t in trials]
+        self.eval_every = [protocol.eval_interval(len(t.train), t.batch_size) for t in trials]
+        self.optim: StackedAdam | None = None
+        self.step_count = 0
+        self._train_time = self._eval_time = 0.0
+        self._clock = time.perf_counter()
+        self.params_total = models[0].param_counts().total
+
+    # ----- training ----------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        self.data = {name: None if t is None else t.to(self.device) for name, t in self.data.items()}
+        if self.test_data is not None:
+            self.test_data = {name: None if t is None else t.to(self.device) for name, t in self.test_data.items()}
+
+    def configure_optimizers(self) -> None:
+        self.optim = StackedAdam(list(self.net.weights), [r.trial.lr for r in self.runs],
+                                 stacked=isinstance(self.net, StackedModel), grad_clip=self.protocol.grad_clip)
+
+    def _gather(self, data: dict[str, torch.Tensor | None], index: torch.Tensor
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        models = torch.arange(index.shape[0], device=index.device).view(-1, 1)
+        tokens, values, targets = data["tokens"], data["values"], data["targets"]
+        return (None if tokens is None else tokens[models, index],
+                None if values is None else values[models, index], targets[models, index])  # type: ignore[index]
+
+    def _per_model_loss(self, pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Each model's mean loss over its real rows: cross-entropy per target or squared error per scalar."""
+        if self.layout.y_type == "cat":
+            loss = F.cross_entropy(pred.flatten(0, 2), target.flatten(), reduction="none").view(target.shape)
+        else:
+            loss = ((pred - target) ** 2).flatten(2)
+        loss = loss.flatten(2).sum(-1) * rows
+        per_row = loss.new_tensor(pred.shape[2] * (1 if self.layout.y_type == "cat" else pred.shape[-1]))
+        return loss.sum(1) / (rows.sum(1) * per_row)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        assert self.optim is not None
+        started = time.perf_counter()
+        picks = [self.batches[k].next() for k in self.active]
+        width = max(len(p) for p in picks)
+        index = torch.zeros(len(picks), width, dtype=torch.long)
+        rows = torch.zeros(len(picks), width)
+        for j, p in enumerate(picks):
+            index[j, :len(p)] = torch.from_numpy(p)
+            rows[j, :len(p)] = 1.0
+        index, rows = index.to(self.device), rows.to(self.device)
+        tokens, values, targets = self._gather(self.data, index)
+        loss = self._per_model_loss(self.net(tokens, values), targets, rows)
+        finite = torch.isfinite(loss)
+        if bool(finite.any()):
+            self.manual_backward(loss[finite].sum())
+            self.optim.step()
+        self.optim.zero_grad()
+        self.step_count += 1
+        self._train_time += time.perf_counter() - started
+        diverged = [j for j in range(len(self.active)) if not finite[j]]
+        for j in diverged:
+            run = self.runs[self.active[j]]
+            run.status = run.stop_reason = "diverged"
+        at_budget = self.step_count >= self.protocol.max_steps
+        due = [j for j, k in enumerate(self.active)
+               if j not in diverged and (at_budget or self.step_count % self.eval_every[k] == 0)]
+        self._finish(sorted(diverged + (self._evaluate(due, at_budget) if due else [])))
+
+    # ----- evaluation and stopping -------------------------------------------------------------------
+    @torch.no_grad()
+    def _sums(self, data: dict[str, torch.Tensor | None], sizes: list[int]) -> list[MetricSums]:
+        """Metric sums over each model's whole split (``sizes[j]`` examples; 0 skips model j), in chunks."""
+        sums = [MetricSums(self.layout.y_type, self.layout.out_size) for _ in sizes]
+        chunk = self.protocol.eval_batch_size
+        rows_all = torch.tensor(sizes)
+        for start in range(0, max(sizes), chunk):
+            width = min(chunk, max(sizes) - start)
+            index = (start + torch.arange(width)).expand(len(sizes), width).clone()
+            valid = index < rows_all.view(-1, 1)
+            index[~valid] = 0
+            tokens, values, targets = self._gather(data, index.to(self.device))
+            pred = self.net(tokens, values)
+            for j, n in enumerate(sizes):
+                m = int(valid[j].sum())
+                if m:
+                    p, t = pred[j, :m], targets[j, :m]
+                    sums[j].update(p.reshape(-1, p.shape[-1]),
+                                   t.reshape(-1) if self.layout.y_type == "cat" else t.reshape(-1, t.shape[-1]))
+        return sums
+
+    def _evaluate(self, due: list[int], at_budget: bool) -> list[int]:
+        """Evaluate the trials at positions ``due``: record, update best, decay or stop; return those that stop."""
+        started = time.perf_counter()
+        self.net.eval()
+        runs = [self.runs[k] for k in self.active]
+        train_sums = self._sums(self.data, [len(r.trial.train) if j in due else 0 for j, r in enumerate(runs)])
+        test_sums = None
+        if self.test_data is not None:
+            test_sums = self._sums(self.test_data, [len(r.trial.test) if j in due else 0  # type: ignore[arg-type]
+                                                    for j, r in enumerate(runs)])
+        self.net.train()
+        self._eval_time += time.perf_counter() - started
+        stop = []
+        for j in due:
+            k = self.active[j]
+            run = self.runs[k]
+            train = train_sums[j].metrics(self.variances[k])
+            self._ceiling_metrics(run.trial.train, train)
+            train["bits_per_param"] = train["bits"] / self.params_total
+            test = None if test_sums is None else test_sums[j].metrics(self.test_variances[k])
+            lr = float(self.optim.lr[j]) if self.optim is not None else run.trial.lr
+            run.history.append({"step": self.step_count, "lr": lr, "train": train, "test": test,
+                                "time_s": round(self._train_time, 4)})
+            run.steps = self.step_count
+            reason = self._decide(run, j)
+            if reason is None and at_budget:
+                reason = "budget"
+            if reason is not None:
+                run.stop_reason = reason
+                run.status = "diverged" if reason == "diverged" else "completed"
+                stop.append(j)
+        return stop
+
+    def _ceiling_metrics(self, data: TaskData, train: dict[str, Any]) -> None:
+        c = data.ceiling
+        if self.layout.y_type == "cat":
+            needed = round(c.accuracy * c.n_scored)  # type: ignore[operator]
+            train["fraction_of_ceiling"] = train["accuracy"] / c.accuracy if c.accuracy else float("nan")
+            train["at_ceiling"] = train["correct"] >= needed
+        else:
+            mse = train["mse"]
+            train["fraction_of_ceiling"] = train["r2"] / c.r2 if c.r2 and c.r2 > 0 else float("nan")
+            train["at_ceiling"] = bool(math.isfinite(mse) and fits_ceiling_real(mse, c.mse_floor, c.variance))
+
+    def _improved(self, new: dict[str, Any], best: dict[str, Any]) -> bool:
+        if self.layout.y_type == "cat":
+            return new["correct"] > best["correct"]
+        return new["mse"] < best["mse"] * (1 - self.protocol.min_improvement)
+
+    def _decide(self, run: TrialRun, j: int) -> str | None:
+        """Update the trial's best and its plateau counter; decay its learning rate or say why it stops."""
+        entry = run.history[-1]
+        train = entry["train"]
+        if not math.isfinite(train["loss"]):
+            return "diverged"
+        if run.best is None or self._improved(train, run.best["train"]):
+            run.best_index, run.evals_since_best = len(run.history) - 1, 0
+            if self.keep_best:
+                run.best_state = self.net.state(j)
+        else:
+            run.evals_since_best += 1
+        if train["at_ceiling"]:
+            return "ceiling"
+        if run.evals_since_best >= self.protocol.patience:
+            if run.decays >= self.protocol.max_decays:
+                return "plateau"
+            assert self.optim is not None
+            run.decays += 1
+            run.evals_since_best = 0
+            self.optim.lr[j] *= self.protocol.decay
+            run.lr_history.append({"step": self.step_count, "lr": float(self.optim.lr[j])})
+        return None
+
+    def _finish(self, positions: list[int]) -> None:
+        """Hand the stopped trials over and take them out of the stack."""
+        if not positions:
+            return
+        for j in positions:
+            run = self.runs[self.active[j]]
+            run.steps = self.step_count
+            run.train_time_s, run.eval_time_s = round(self._train_time, 4), round(self._eval_time, 4)
+            self.on_done(run)
+        keep = [j for j in range(len(self.active)) if j not in set(positions)]
+        self.active = [self.active[j] for j in keep]
+        if not self.active:
+            self.trainer.should_stop = True
+            return
+        index = torch.tensor(keep, device=self.device)
+        self.net.keep(index)
+        assert self.optim is not None
+        self.optim.keep(index)
+        self.data = {name: None if t is None else t[index] for name, t in self.data.items()}
+        if self.test_data is not None:
+            self.test_data = {name: None if t is None else t[index] for name, t in self.test_data.items()}
+
+    def interrupt(self) -> None:
+        """Ctrl-C: every trial still training ends as ``interrupted`` and is handed over."""
+        for k in self.active:
+            run = self.runs[k]
+            run.status = run.stop_reason = "interrupted"
+        self._finish(list(range(len(self.active))))
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch
+
+
+def train_trials(trials: Sequence[Trial], cell: CellSpec, hidden_size: int, *, embed_dim: int,
+                 cell_kwargs: dict[str, Any], protocol: Protocol, on_done: Callable[[TrialRun], None],
+                 keep_best: bool = False, progress: bool = False) -> None:
+    """Train ``trials`` (one model shape, one cell) under ``protocol``; ``on_done`` receives each as it stops.
+
+    Batchable cells train all trials as one stacked module; other cells train one trial at a time.
+    """
+    if not batchable(cell.name):
+        if len(trials) > 1:
+            warnings.warn(f"cell {cell.name!r} has no batched kernel: its {len(trials)} trials train one at a time",
+                          UnbatchedWarning, stacklevel=2)
+        for t in trials:
+            _train_group([t], cell, hidden_size, embed_dim, cell_kwargs, protocol, on_done, keep_best, progress)
+        return
+    _train_group(list(trials), cell, hidden_size, embed_dim, cell_kwargs, protocol, on_done, keep_best, progress)
+
+
+def _train_group(trials: list[Trial], cell: CellSpec, hidden_size: int, embed_dim: int,
+                 cell_kwargs: dict[str, Any], protocol: Protocol, on_done: Callable[[TrialRun], None],
+                 keep_best: bool, progress: bool) -> None:
+    models = []
+    for t in trials:
+        # Seeding before each build gives model k exactly the initialisation of a single run with its seed.
+        pl.seed_everything(t.seed, verbose=False)
+        models.append(SequenceModel(t.train.layout, cell, hidden_size, embed_dim=embed_dim, lr=t.lr,
+                                    cell_kwargs=cell_kwargs))
+    group = _Group(trials, models, protocol, on_done, keep_best)
+    callbacks: list[pl.Callback] = [RichProgressBar(leave=False)] if progress else []
+    previous_handler = signal.getsignal(signal.SIGINT)
+    with _quiet_lightning():
+        trainer = pl.Trainer(max_steps=protocol.max_steps, max_epochs=-1, logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0,
+                             limit_val_batches=0, callbacks=callbacks, **_trainer_device(protocol.device))
+        try:
+            trainer.fit(group, train_dataloaders=range(protocol.max_steps))
+        except SystemExit:
+            # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1).
+            if not trainer.interrupted:
+                raise
+        finally:
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # Lightning ignores further Ctrl-Cs
+                signal.signal(signal.SIGINT, previous_handler)
+        if trainer.interrupted and group.active:
+            group.interrupt()
+            raise KeyboardInterrupt
+        if group.active:  # the loop ended early without a final evaluation
+            group._finish(list(range(len(group.active))))
+
+
+def _trainer_device(device: str) -> dict[str, Any]:
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return {"accelerator": "cpu", "devices": 1}
+    if dev.type == "cuda":
+        return {"accelerator": "gpu", "devices": [dev.index or 0]}
+    return {"accelerator": "mps", "devices": 1}
+
+
+class _quiet_lightning:
+    """Silence Lightning's informational logging and the warnings that do not apply to this loop."""
+
+    def __enter__(self) -> None:
+        self._loggers = {name: logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")}
+        self._levels = {name: lg.level for name, lg in self._loggers.items()}
+        for lg in self._loggers.values():
+            lg.setLevel(logging.WARNING)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*",
+                        ".*GPU available but not used.*", ".*treespec.*", ".*returned `None`.*",
+                        ".*configure_optimizers.*", ".*`training_step` returned.*", ".*max_epochs=-1.*"):
+            warnings.filterwarnings("ignore", message=pattern)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._warnings.__exit__(*exc)
+        for name, lg in self._loggers.items():
+            lg.setLevel(self._levels[name])
