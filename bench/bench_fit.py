@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchlib import cpu_name, render_section, write_section
+from benchlib import cpu_name, never_at_ceiling, render_section, write_section
 
 import memtasks
 from memtasks.fitting import engine
@@ -129,17 +129,6 @@ class StepClock:
 
 
 CLOCK = StepClock()
-
-
-def never_at_ceiling() -> None:
-    """The harness must run every step, as the raw loop does: its ceiling stop is switched off."""
-    original = engine._Group._ceiling_metrics
-
-    def patched(self: engine._Group, data: memtasks.TaskData, train: dict) -> None:
-        original(self, data, train)
-        train["at_ceiling"] = False
-
-    engine._Group._ceiling_metrics = patched  # type: ignore[method-assign]
 
 
 def batches_per_epoch(task: memtasks.Task, cfg: Config) -> int:

@@ -7,10 +7,11 @@ import pytest
 
 from memtasks.cli.sweeps import REPORT_END, REPORT_START
 from memtasks.reports import aggregate, frontier, load_runs, markdown_report, write_csv
+from memtasks.sweeps.config import Point, SweepConfig
 from tests.helpers import ROOT
 
 BASELINES = ROOT / "baselines"
-SWEEPS = {"baseline.toml": (BASELINES, 1152), "capacity/capacity.toml": (BASELINES / "capacity", 192)}
+SWEEPS = {"baseline.toml": (BASELINES, 1152), "capacity/capacity.toml": (BASELINES / "capacity", 320)}
 
 
 @pytest.mark.parametrize("config", sorted(SWEEPS))
@@ -20,6 +21,10 @@ def test_committed_tables_regenerate_from_the_committed_results(config, tmp_path
     runs, problems = load_runs(folder / "results.jsonl")
     assert (len(runs), problems) == (count, [])
     assert all(r.status == "completed" and r.history == [] for r in runs)
+    # the committed results are exactly the points of the committed config, measured with its search
+    config_ = SweepConfig.load(BASELINES / config)
+    assert sorted(Point(**r.extra["sweep_point"]).stem for r in runs) == sorted(p.stem for p in config_.points())
+    assert all(r.search == config_.search_spec().to_dict() for r in runs)
     groups = aggregate(runs)
     rows = frontier(groups)
     readme = (folder / "README.md").read_text()
