@@ -83,6 +83,19 @@ def _split_tensors(data: TaskData) -> dict[str, torch.Tensor | None]:
             "targets": torch.from_numpy(np.ascontiguousarray(targets[:, scored]))}
 
 
+def _stacked_splits(datas: list[TaskData]) -> dict[str, torch.Tensor | None]:
+    """Every split's model-ready tensors (built once per split), stacked on a model axis and zero-padded."""
+    parts = [_split_tensors(d) for d in datas]
+    return {name: _stack_padded([p[name] for p in parts]) for name in ("tokens", "values", "targets")}
+
+
+def _variance(data: TaskData | None) -> float | None:
+    """Var(y) of real targets (what R² and bits need); None for categorical targets or an empty split."""
+    if data is None or not len(data) or data.layout.y_type == "cat":
+        return None
+    return float(data.y.astype(np.float64).var())
+
+
 def _stack_padded(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     """(K, n_max, ...) from per-trial (n_k, ...) tensors, zero-padded."""
     if parts[0] is None:
@@ -124,22 +137,16 @@ class _Group(pl.LightningModule):
                               lr_history=[{"step": 0, "lr": t.lr}]) for t in trials]
         self.active = list(range(len(trials)))
         self.batches = [_Batches(len(t.train), t.batch_size, t.seed) for t in trials]
-        self.data = {name: _stack_padded([_split_tensors(t.train)[name] for t in trials])
-                     for name in ("tokens", "values", "targets")}
+        self.data = _stacked_splits([t.train for t in trials])
         self.test_data: dict[str, torch.Tensor | None] | None = None
         if all(t.test is not None and len(t.test) for t in trials):
-            self.test_data = {name: _stack_padded([_split_tensors(t.test)[name] for t in trials])  # type: ignore
-                              for name in ("tokens", "values", "targets")}
-        self.sizes = torch.tensor([len(t.train) for t in trials])
-        self.variances = [None if self.layout.y_type == "cat" else float(t.train.y.astype(np.float64).var())
-                          for t in trials]
-        self.test_variances = [None if self.layout.y_type == "cat" or t.test is None or not len(t.test)
-                               else float(t.test.y.astype(np.float64).var()) for t in trials]
+            self.test_data = _stacked_splits([t.test for t in trials])  # type: ignore[misc]
+        self.variances = [_variance(t.train) for t in trials]
+        self.test_variances = [_variance(t.test) for t in trials]
         self.eval_every = [protocol.eval_interval(len(t.train), t.batch_size) for t in trials]
         self.optim: StackedAdam | None = None
         self.step_count = 0
         self._train_time = self._eval_time = 0.0
-        self._clock = time.perf_counter()
         self.params_total = models[0].param_counts().total
 
     # ----- training ----------------------------------------------------------------------------------

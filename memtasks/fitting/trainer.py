@@ -106,9 +106,8 @@ def fit(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | None = None,
     are saved beside ``result_path`` (default: the temporary directory) and :class:`ResultWriteError` says
     where. Ctrl-C returns the partial result with status ``interrupted``.
     """
-    return fit_model(task, cell, hidden=hidden, params=params, embed_dim=embed_dim, cell_kwargs=cell_kwargs,
-                     protocol=protocol, search=search, progress=progress, model_path=model_path,
-                     result_path=result_path)[0]
+    point = _point(task, cell, hidden, params, embed_dim, cell_kwargs, protocol, search, model_path, result_path)
+    return _measure_one(point, progress, keep_best=False)[0]
 
 
 def fit_model(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | None = None,
@@ -117,26 +116,38 @@ def fit_model(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | None =
               model_path: str | Path | None = None, result_path: str | Path | None = None
               ) -> tuple[RunResult, SequenceModel]:
     """:func:`fit`, also returning the selected trial's model with its best weights."""
+    point = _point(task, cell, hidden, params, embed_dim, cell_kwargs, protocol, search, model_path, result_path)
+    result, state = _measure_one(point, progress, keep_best=True)
+    model = SequenceModel(task.layout, point.cell, point.hidden_size, embed_dim=embed_dim,
+                          cell_kwargs=point.cell_kwargs, check=False)
+    if state is not None:
+        model.load_state_dict(state)
+    return result, model
+
+
+def _point(task: Task, cell: str | CellSpec, hidden: int | None, params: int | None, embed_dim: int,
+           cell_kwargs: dict[str, Any] | None, protocol: Protocol | None, search: Search | None,
+           model_path: str | Path | None, result_path: str | Path | None) -> Measurement:
     protocol = protocol or Protocol()
     spec = cell if isinstance(cell, CellSpec) else cell_spec(cell)
     cell_kwargs = dict(cell_kwargs or {})
     hidden_size = resolve_hidden(task, spec, hidden, params, embed_dim, cell_kwargs)
-    point = Measurement(task, spec, hidden_size, protocol, search or Search(batch_sizes=(protocol.batch_size,)),
-                  params_budget=params, embed_dim=embed_dim, cell_kwargs=cell_kwargs,
-                  model_path=None if model_path is None else Path(model_path),
-                  result_path=None if result_path is None else Path(result_path))
-    results: list[RunResult] = []
-    states: list[dict[str, torch.Tensor] | None] = []
+    return Measurement(task, spec, hidden_size, protocol, search or Search(batch_sizes=(protocol.batch_size,)),
+                       params_budget=params, embed_dim=embed_dim, cell_kwargs=cell_kwargs,
+                       model_path=None if model_path is None else Path(model_path),
+                       result_path=None if result_path is None else Path(result_path))
+
+
+def _measure_one(point: Measurement, progress: bool, keep_best: bool
+                 ) -> tuple[RunResult, dict[str, torch.Tensor] | None]:
+    """Measure one point; on Ctrl-C return its partial (interrupted) result if it was assembled."""
+    delivered: list[tuple[RunResult, dict[str, torch.Tensor] | None]] = []
     try:
-        measure([point], lambda p, r, state: (results.append(r), states.append(state)), progress=progress,
-                keep_best=True)
+        measure([point], lambda p, r, state: delivered.append((r, state)), progress=progress, keep_best=keep_best)
     except KeyboardInterrupt:
-        if not results:
+        if not delivered:
             raise
-    model = SequenceModel(task.layout, spec, hidden_size, embed_dim=embed_dim, cell_kwargs=cell_kwargs, check=False)
-    if states and states[0] is not None:
-        model.load_state_dict(states[0])
-    return results[0], model
+    return delivered[0]
 
 
 def measure(points: Iterable[Measurement],
@@ -239,8 +250,9 @@ def _assemble(point: Measurement, runs: list[TrialRun], created: str, started: f
     status = run.status
     if status != "interrupted" and any(r.status == "interrupted" for r in runs):
         status = "interrupted"  # the search did not finish: the measurement is partial
-    counts = SequenceModel(lay, point.cell, point.hidden_size, embed_dim=point.embed_dim,
-                           cell_kwargs=point.cell_kwargs, check=False).param_counts()
+    with torch.device("meta"):  # counts only: no weights allocated or initialised
+        counts = SequenceModel(lay, point.cell, point.hidden_size, embed_dim=point.embed_dim,
+                               cell_kwargs=point.cell_kwargs, check=False).param_counts()
     saved = None
     if point.model_path is not None and run.best_state is not None and best is not None:
         saved = save_weights(point.model_path, run.best_state, {

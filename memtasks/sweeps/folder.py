@@ -3,7 +3,7 @@
 - ``sweep.json`` — the config that owns the folder; a different config is refused before any work;
 - ``<point>.json`` — one RunResult per finished grid point, written atomically by the coordinating process;
 - ``.lock`` — held (``flock``) while a sweep writes the folder, so two sweeps never write one folder;
-- ``.<point>.json.XXXX.tmp`` — a result being written (then renamed into place). One left by a killed
+- ``.<point>.json.<random>.tmp`` — a result being written (then renamed into place). One left by a killed
   sweep is stale: the next sweep that takes the lock removes its own (and no other file).
 
 Finished points (a valid result with status ``completed`` or ``diverged``) are skipped; corrupt or

@@ -44,14 +44,12 @@ def bits_per_example(layout: memtasks.Layout) -> float:
 def measurement(p: Point, device: str) -> Measurement:
     """The point's task (its size resolved from ``bits_per_param`` if given), cell, protocol and search."""
     spec = cell_spec(p.cell)
-    n = p.n_examples
-    if n is None:  # size in bits per parameter: the count depends on the model's size and the task's targets
-        probe = memtasks.make(p.task, n_examples=1, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)
-        hidden = resolve_hidden(probe, spec, p.hidden, p.params, p.embed_dim, p.cell_kwargs)
-        total = count_total_params(probe.layout, spec, hidden, p.embed_dim, p.cell_kwargs)
-        n = max(1, round(p.bits_per_param * total / bits_per_example(probe.layout)))  # type: ignore[operator]
-    task = memtasks.make(p.task, n_examples=n, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)
+    make = lambda n: memtasks.make(p.task, n_examples=n, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)  # noqa: E731
+    task = make(p.n_examples or 1)  # lazy: the layout, and so the hidden size, does not depend on the size
     hidden = resolve_hidden(task, spec, p.hidden, p.params, p.embed_dim, p.cell_kwargs)
+    if p.n_examples is None:  # size in bits per parameter: the count depends on the model's size and the targets
+        total = count_total_params(task.layout, spec, hidden, p.embed_dim, p.cell_kwargs)
+        task = make(max(1, round(p.bits_per_param * total / bits_per_example(task.layout))))  # type: ignore[operator]
     search = Search(lrs=tuple(p.search["lrs"]), batch_sizes=tuple(p.search["batch_sizes"]))
     protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], seed=p.seed, device=device,
                         **p.protocol)
