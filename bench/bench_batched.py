@@ -1,9 +1,10 @@
 """Many models as one: points per hour of the baseline workload, one fit per trial against batched trials.
 
-The workload is the committed baseline sweep's: all 8 built-in cells at 2000 parameters on the 16 settings,
-``seq_len`` 10, 3 seeds, ``n_examples`` ∈ {8, 32, 128}, each point measured as the best of 3 learning
-rates, so a point is 3 trials. Every trial runs exactly ``--steps`` optimizer steps (the ceiling and
-plateau stops are switched off here, so both sides do the same work) with the protocol's evaluations.
+The workload is the baseline sweep's at its original size: all 8 built-in cells at 2000 parameters on the 16
+settings, ``seq_len`` 10, 3 seeds (the committed sweep runs 2), ``n_examples`` ∈ {8, 32, 128}, each point
+measured as the best of 3 learning rates, so a point is 3 trials. Every trial runs exactly ``--steps``
+optimizer steps (the ceiling and plateau stops are switched off here, so both sides do the same work) with the
+protocol's evaluations.
 
 - *one at a time*: every trial is its own Lightning fit of one ordinary model (torch's fused kernels for
   rnn/irnn/lstm/gru) — the way the harness trained before trials were batched;
@@ -44,7 +45,7 @@ from memtasks.models.sequence_model import hidden_for_params
 
 START, END = "<!-- bench_batched:start -->", "<!-- bench_batched:end -->"
 TARGET = 5.0
-LRS = (0.01, 0.03, 0.1)
+LRS = (0.003, 0.01, 0.03)
 SIZES = (8, 32, 128)
 SEEDS = (0, 1, 2)
 

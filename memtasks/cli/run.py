@@ -44,6 +44,8 @@ def _run_table(result: Any, path: Path) -> Table:
     proto = result.protocol
     trials = result.trials
     won = f"lr {proto['lr']:g}, batch {proto['batch_size']}"
+    pruned = sum(t["stop_reason"] == "pruned" for t in trials)
+    won += f"; {pruned} pruned" if pruned else ""
     table.add_row("search: trials (selected)", f"{len(trials)} ({won})" if len(trials) > 1 else won)
     metric = "accuracy" if cat else "R²"
     table.add_row(f"achievable ceiling ({metric})", _fmt(ceil["accuracy"] if cat else ceil["r2"]))
@@ -95,8 +97,10 @@ RUN_LIMIT_S = 2 * 3600
 @click.option("--eval-every", type=int, default=None,
               help="Steps between whole-training-set evaluations (default: about a tenth of the time).")
 @click.option("--patience", type=int, default=_DEFAULTS.patience, show_default=True,
-              help="Evaluations without a new best before the learning rate decays (or, after the last decay, "
+              help="Evaluations without progress before the learning rate decays (or, after the last decay, "
                    "the trial stops).")
+@click.option("--plateau-steps", type=int, default=_DEFAULTS.plateau_steps, show_default=True,
+              help="Fewest steps without progress that make a plateau, however often the set is evaluated.")
 @click.option("--decays", type=int, default=_DEFAULTS.max_decays, show_default=True,
               help="Learning-rate decays (×0.3 each) before a plateau stops a trial.")
 @click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
@@ -114,8 +118,8 @@ RUN_LIMIT_S = 2 * 3600
 @click.option("--yes", is_flag=True, help="Run even if the worst-case estimate is hours.")
 def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple[str, ...], hidden: int | None,
             n_params: int | None, embed_dim: int, lrs: list[float] | None, batch_sizes: list[int] | None,
-            max_steps: int, eval_every: int | None, patience: int, decays: int, grad_clip: float, seed: int,
-            device: str, threads: int | None, out_dir: Path, save_model: bool,
+            max_steps: int, eval_every: int | None, patience: int, plateau_steps: int, decays: int,
+            grad_clip: float, seed: int, device: str, threads: int | None, out_dir: Path, save_model: bool,
             progress: bool | None, as_json: bool, yes: bool) -> None:
     """Train a cell on a task's training set and report how far it fits it.
 
@@ -139,8 +143,8 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         raise BadInput(f"--embed-dim must be a positive integer, got {embed_dim}")
     search = Search(lrs=tuple(lrs or DEFAULT_LRS), batch_sizes=tuple(batch_sizes or (_DEFAULTS.batch_size,)))
     protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], max_steps=max_steps,
-                        eval_every=eval_every, patience=patience, max_decays=decays, grad_clip=grad_clip, seed=seed,
-                        device=device)
+                        eval_every=eval_every, patience=patience, plateau_steps=plateau_steps, max_decays=decays,
+                        grad_clip=grad_clip, seed=seed, device=device)
     spec = cell_spec(cell)
     ckw = parse_json_pairs(cell_kwargs)
     task = make_task(task_id, kwargs)
@@ -178,7 +182,7 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
             out.print(f"[dim]The selected trial stopped at the budget ({result.steps:,} steps) before a plateau: "
                       "raise --max-steps to find this cell's full fitting ceiling.[/]")
         if len(result.trials) > 1 and result.selected_trial in (0, len(result.trials) - 1) \
-                and len(search.batch_sizes) == 1:
+                and len(search.batch_sizes) == 1 and result.stop_reason != "ceiling":
             out.print("[dim]The best trial is at the edge of the learning-rate grid: a wider --lr grid may "
                       "fit further.[/]")
         if task.kwargs.get("source") != "random":

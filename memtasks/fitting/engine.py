@@ -50,6 +50,7 @@ class Trial:
     lr: float
     batch_size: int
     key: Any = None
+    point: Any = None
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TrialRun:
     best_state: dict[str, torch.Tensor] | None = None
     decays: int = 0
     evals_since_best: int = 0
+    best_loss: float = math.inf
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
     batched_with: int = 1
@@ -144,6 +146,7 @@ class _Group(pl.LightningModule):
         self.variances = [_variance(t.train) for t in trials]
         self.test_variances = [_variance(t.test) for t in trials]
         self.eval_every = [protocol.eval_interval(len(t.train), t.batch_size) for t in trials]
+        self.patience = [protocol.patience_evals(e) for e in self.eval_every]
         self.optim: StackedAdam | None = None
         self.step_count = 0
         self._train_time = self._eval_time = 0.0
@@ -203,7 +206,22 @@ class _Group(pl.LightningModule):
         at_budget = self.step_count >= self.protocol.max_steps
         due = [j for j, k in enumerate(self.active)
                if j not in diverged and (at_budget or self.step_count % self.eval_every[k] == 0)]
-        self._finish(sorted(diverged + (self._evaluate(due, at_budget) if due else [])))
+        self._finish(self._with_pruned(diverged + (self._evaluate(due, at_budget) if due else [])))
+
+    def _with_pruned(self, stopping: list[int]) -> list[int]:
+        """``stopping`` plus the other trials of each point that just reached its achievable ceiling.
+
+        No trial can measure more than the ceiling, and trials train in lockstep, so the first to reach it
+        also got there in the fewest steps: its siblings' outcome cannot change the point's measurement.
+        """
+        points = {self.runs[self.active[j]].trial.point for j in stopping
+                  if self.runs[self.active[j]].stop_reason == "ceiling"} - {None}
+        for j, k in enumerate(self.active):
+            run = self.runs[k]
+            if j not in stopping and run.trial.point in points:
+                run.stop_reason = "pruned"
+                stopping.append(j)
+        return sorted(stopping)
 
     # ----- evaluation and stopping -------------------------------------------------------------------
     @torch.no_grad()
@@ -251,7 +269,7 @@ class _Group(pl.LightningModule):
             run.history.append({"step": self.step_count, "lr": lr, "train": train, "test": test,
                                 "time_s": round(self._train_time, 4)})
             run.steps = self.step_count
-            reason = self._decide(run, j)
+            reason = self._decide(run, j, self.patience[k])
             if reason is None and at_budget:
                 reason = "budget"
             if reason is not None:
@@ -272,25 +290,35 @@ class _Group(pl.LightningModule):
             train["at_ceiling"] = bool(math.isfinite(mse) and fits_ceiling_real(mse, c.mse_floor, c.variance))
 
     def _improved(self, new: dict[str, Any], best: dict[str, Any]) -> bool:
+        """A new best fit: more correct targets (categorical) or a lower MSE (real)."""
         if self.layout.y_type == "cat":
             return new["correct"] > best["correct"]
-        return new["mse"] < best["mse"] * (1 - self.protocol.min_improvement)
+        return new["mse"] < best["mse"]
 
-    def _decide(self, run: TrialRun, j: int) -> str | None:
-        """Update the trial's best and its plateau counter; decay its learning rate or say why it stops."""
+    def _decide(self, run: TrialRun, j: int, patience: int) -> str | None:
+        """Update the trial's best and its plateau counter; decay its learning rate or say why it stops.
+
+        Progress, which resets the plateau counter, is a training loss lower by ``min_improvement`` (relative)
+        than at the last progress — the threshold of torch's ``ReduceLROnPlateau`` — or, for categorical
+        targets, more correct targets: a categorical fit can sit at one count of correct targets for hundreds
+        of steps while its loss still falls towards the next one.
+        """
         entry = run.history[-1]
         train = entry["train"]
         if not math.isfinite(train["loss"]):
             return "diverged"
+        progress = train["loss"] < run.best_loss * (1 - self.protocol.min_improvement)
         if run.best is None or self._improved(train, run.best["train"]):
-            run.best_index, run.evals_since_best = len(run.history) - 1, 0
+            run.best_index = len(run.history) - 1
+            progress = progress or self.layout.y_type == "cat"
             if self.keep_best:
                 run.best_state = self.net.state(j)
-        else:
-            run.evals_since_best += 1
+        if progress:
+            run.best_loss = train["loss"]
+        run.evals_since_best = 0 if progress else run.evals_since_best + 1
         if train["at_ceiling"]:
             return "ceiling"
-        if run.evals_since_best >= self.protocol.patience:
+        if run.evals_since_best >= patience:
             if run.decays >= self.protocol.max_decays:
                 return "plateau"
             assert self.optim is not None

@@ -63,9 +63,10 @@ class Protocol:
     max_steps: int = 5000
     eval_every: int | None = None
     patience: int = 8
+    plateau_steps: int = 300
     decay: float = 0.3
     max_decays: int = 3
-    min_improvement: float = 1e-3
+    min_improvement: float = 1e-2
     grad_clip: float = 1.0
     seed: int = 0
     eval_batch_size: int = 1024
@@ -74,7 +75,7 @@ class Protocol:
 
     def __post_init__(self) -> None:
         _positive_float("learning rate", self.lr)
-        for name in ("batch_size", "max_steps", "patience", "eval_batch_size"):
+        for name in ("batch_size", "max_steps", "patience", "plateau_steps", "eval_batch_size"):
             _positive_int(name, getattr(self, name))
         if self.eval_every is not None:
             _positive_int("eval_every", self.eval_every)
@@ -107,6 +108,14 @@ class Protocol:
         per_pass = n_examples / min(batch_size or self.batch_size, max(n_examples, 1))
         return int(min(EVAL_EVERY_MAX, max(EVAL_EVERY_MIN, math.ceil(10 * per_pass / 3))))
 
+    def patience_evals(self, eval_every: int) -> int:
+        """Evaluations without progress that make a plateau: ``patience``, and at least ``plateau_steps`` steps.
+
+        Frequent evaluation (every 10 steps for a small set) must not shorten the plateau to a few dozen
+        steps: recurrent cells often sit still that long before their loss falls again.
+        """
+        return max(self.patience, math.ceil(self.plateau_steps / eval_every))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
@@ -117,17 +126,22 @@ class Search:
     """The declared hyper-parameter search that measures one point: every ``lrs`` × ``batch_sizes`` trial.
 
     The point's figure is the best trial's (:func:`memtasks.fitting.trainer.select` states the rule); every
-    trial is recorded. A batch size at least the training set's size is full-batch training.
+    trial is recorded. A batch size at least the training set's size is full-batch training. With ``prune``
+    (the default), once one trial reaches the achievable ceiling its siblings stop as ``pruned``: none of them
+    could measure more, and none could have got there in fewer steps.
     """
 
     lrs: tuple[float, ...] = DEFAULT_LRS
     batch_sizes: tuple[int, ...] = (64,)
+    prune: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lrs", _as_tuple(self.lrs))
         object.__setattr__(self, "batch_sizes", _as_tuple(self.batch_sizes))
         if not self.lrs or not self.batch_sizes:
             raise ProtocolError("a search needs at least one learning rate and one batch size")
+        if not isinstance(self.prune, bool):
+            raise ProtocolError(f"search prune must be true or false, got {self.prune!r}")
         for lr in self.lrs:
             _positive_float("search learning rate", lr)
         for b in self.batch_sizes:
@@ -150,7 +164,7 @@ class Search:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"lrs": list(self.lrs), "batch_sizes": list(self.batch_sizes)}
+        return {"lrs": list(self.lrs), "batch_sizes": list(self.batch_sizes), "prune": self.prune}
 
 
 def _as_tuple(values: Any) -> tuple[Any, ...]:

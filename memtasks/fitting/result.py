@@ -28,8 +28,8 @@ SCHEMA_VERSION = 2
 
 #: ``status`` values: the run ended normally, diverged (NaN/inf), or was interrupted (Ctrl-C).
 STATUSES = ("completed", "diverged", "interrupted")
-#: ``stop_reason`` values.
-STOP_REASONS = ("ceiling", "plateau", "budget", "diverged", "interrupted")
+#: ``stop_reason`` values (``pruned`` only for a search's other trials: see :class:`~memtasks.fitting.protocol.Search`).
+STOP_REASONS = ("ceiling", "plateau", "budget", "diverged", "interrupted", "pruned")
 
 
 class ResultFormatError(MemtasksError, ValueError):

@@ -173,7 +173,8 @@ def _measure_group(points: list[Measurement], on_result: Callable[..., None], pr
     started = time.perf_counter()
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     runs: dict[int, list[TrialRun | None]] = {i: [None] * len(p.search) for i, p in enumerate(points)}
-    trials = [Trial(p.task.train, p.task.test, seed=p.protocol.seed, lr=lr, batch_size=b, key=(i, t))
+    trials = [Trial(p.task.train, p.task.test, seed=p.protocol.seed, lr=lr, batch_size=b, key=(i, t),
+                    point=i if p.search.prune else None)
               for i, p in enumerate(points) for t, (lr, b) in enumerate(p.search.trials())]
 
     def done(run: TrialRun) -> None:

@@ -48,6 +48,10 @@ class StackedModel(nn.Module):
         self.weights = nn.ParameterList(
             nn.Parameter(torch.stack([p[name].detach() for p in per_model]).contiguous()) for name in self.names)
         self.register_buffer("scored", first.scored.clone(), persistent=False)
+        # Scored steps are one run of steps in every built-in layout: a slice keeps the rest from being stacked.
+        steps = first.scored.tolist()
+        self.scored_steps = slice(steps[0], steps[-1] + 1) if steps and steps == list(range(steps[0], steps[-1] + 1)) \
+            else None
 
     def __len__(self) -> int:
         return self.weights[0].shape[0]
@@ -65,7 +69,8 @@ class StackedModel(nn.Module):
         for part in parts[1:]:
             x = x + part
         cell = {name[len(_CELL):]: w for name, w in p.items() if name.startswith(_CELL)}
-        h = self.kernel(cell, x)[:, :, self.scored]
+        h = self.kernel(cell, x)[:, :, self.scored] if self.scored_steps is None else \
+            self.kernel(cell, x, keep=self.scored_steps)
         return project(h, p["readout.weight"], p["readout.bias"])
 
     def keep(self, index: torch.Tensor) -> None:

@@ -29,8 +29,8 @@ else:  # pragma: no cover - Python 3.10
 
 
 #: The [protocol] keys a sweep may set (learning rates and batch sizes belong to the [search]).
-PROTOCOL_KEYS = ("max_steps", "eval_every", "patience", "decay", "max_decays", "min_improvement", "grad_clip",
-                 "eval_batch_size")
+PROTOCOL_KEYS = ("max_steps", "eval_every", "patience", "plateau_steps", "decay", "max_decays", "min_improvement",
+                 "grad_clip", "eval_batch_size")
 
 
 class SweepError(MemtasksError, ValueError):
@@ -110,7 +110,8 @@ class SweepConfig:
         _refuse({"lr", "batch_size", "seed", "device"} & set(self.protocol),
                 "[protocol] sets {}; learning rates and batch sizes are the [search], seeds a grid list, "
                 "the device a command-line option")
-        _refuse(set(self.search) - {"lr", "batch_size"}, "[search] has unknown keys {}; valid: lr, batch_size")
+        _refuse(set(self.search) - {"lr", "batch_size", "prune"},
+                "[search] has unknown keys {}; valid: lr, batch_size, prune")
         try:
             self.search_spec()
         except ProtocolError as exc:
@@ -153,7 +154,8 @@ class SweepConfig:
         lrs = self.search.get("lr", list(DEFAULT_LRS))
         sizes = self.search.get("batch_size", [Protocol.batch_size])
         return Search(lrs=tuple(lrs) if isinstance(lrs, list) else (lrs,),
-                      batch_sizes=tuple(sizes) if isinstance(sizes, list) else (sizes,))
+                      batch_sizes=tuple(sizes) if isinstance(sizes, list) else (sizes,),
+                      prune=self.search.get("prune", True))
 
     def points(self) -> list[Point]:
         """Every grid point, in a fixed order (tasks, cells, sizes, lengths, budgets, seeds)."""

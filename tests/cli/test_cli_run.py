@@ -63,7 +63,7 @@ def test_run_prints_a_summary_and_writes_the_result(tmp_path):
     assert saved.schema_version == 2
     assert saved.stop_reason == "ceiling" and saved.model_file == files[1]
     assert saved.protocol["lr"] == 0.01 and saved.protocol["batch_size"] == 20 and saved.protocol["max_steps"] == 100
-    assert saved.search == {"lrs": [0.01], "batch_sizes": [20]}
+    assert saved.search == {"lrs": [0.01], "batch_sizes": [20], "prune": True}
     assert len(saved.trials) == 1 and saved.selected_trial == 0 and saved.batched_with == 1
     assert saved.task["kwargs"]["n_examples"] == 40
     # Budgets are optimizer steps: the training set is evaluated every eval_every steps until the ceiling.
@@ -120,7 +120,7 @@ def test_run_searches_learning_rates_and_batch_sizes(tmp_path):
     result = run(*args, "--out", str(tmp_path / "json"), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["search"] == {"lrs": [1e-3, 1e-2], "batch_sizes": [8, 32]}
+    assert data["search"] == {"lrs": [1e-3, 1e-2], "batch_sizes": [8, 32], "prune": True}
     trials = data["trials"]
     assert [(t["lr"], t["batch_size"]) for t in trials] == [(1e-3, 8), (1e-2, 8), (1e-3, 32), (1e-2, 32)]
     assert all(t["status"] == "completed" and t["best"] is not None for t in trials), trials
@@ -136,9 +136,25 @@ def test_run_searches_learning_rates_and_batch_sizes(tmp_path):
     table = run(*args, "--out", str(tmp_path / "table"))
     assert table.exit_code == 0, table.output
     saved = RunResult.load(next((tmp_path / "table").glob("*.json")))
-    won = f"4 (lr {saved.protocol['lr']:g}, batch {saved.protocol['batch_size']})"
+    pruned = sum(t["stop_reason"] == "pruned" for t in saved.trials)
+    won = f"4 (lr {saved.protocol['lr']:g}, batch {saved.protocol['batch_size']}" + \
+        (f"; {pruned} pruned)" if pruned else ")")
     assert won in _row(table.output, "search: trials (selected)")
     assert "(4 trials trained together)" in _row(table.output, "wall time")
+
+
+def test_run_names_pruned_trials_and_warns_of_the_grid_edge_only_below_the_ceiling(tmp_path):
+    base = ["run", "Seq2Vec-CatCat-v0", "-k", "seq_len=4", "-k", "n_examples=8", "-k", "n_test=0", "--cell", "gru",
+            "--hidden", "16", "--eval-every", "10", "--no-progress"]
+    fitted = run(*base, "--lr", "3e-3,3e-2", "--max-steps", "3000", "--out", str(tmp_path / "a"))
+    assert fitted.exit_code == 0, fitted.output
+    assert "ceiling" in _row(fitted.output, "status") and "1 pruned)" in _row(fitted.output, "search: trials")
+    assert "edge of the learning-rate grid" not in fitted.output  # at the ceiling, no grid could fit further
+    short = run("run", "NextStep-CatCat-v0", "-k", "n_examples=64", "-k", "n_test=0", "--hidden", "4", "--no-progress",
+                "--lr", "1e-5,3e-2", "--max-steps", "10", "--out", str(tmp_path / "b"))
+    assert short.exit_code == 0, short.output
+    assert "budget" in _row(short.output, "status") and "pruned" not in _row(short.output, "search: trials")
+    assert "edge of the learning-rate grid" in short.output
 
 
 def test_cells_lists_the_builtins():

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import memtasks
-from memtasks.fitting.engine import Trial, TrialRun, UnbatchedWarning, train_trials
+from memtasks.fitting.engine import Trial, TrialRun, UnbatchedWarning, _Group, train_trials
 from memtasks.fitting.optim import StackedAdam
-from memtasks.fitting.protocol import Protocol, Search
+from memtasks.fitting.protocol import Protocol, ProtocolError, Search
 from memtasks.fitting.trainer import select
 from memtasks.models.cells import BUILTIN_CELLS
 from memtasks.models.registry import cell_spec, register_cell
@@ -97,6 +98,50 @@ def test_trials_stop_on_their_own_and_leave_the_stack():
     assert len({r.steps for r in runs.values()}) > 1  # they finished at different steps
 
 
+def test_the_first_trial_of_a_point_at_its_ceiling_stops_its_siblings():
+    trials = _trials("Seq2Vec-CatCat-v0")
+    protocol = Protocol(max_steps=3000, eval_every=10, patience=50)
+    for t in trials:
+        t.point = "p"  # one point: its search's trials
+    runs = _train(trials, "gru", protocol)
+    first = min(r.steps for r in runs.values())
+    assert sorted(r.stop_reason for r in runs.values()) == ["ceiling", "pruned", "pruned"]
+    assert all(r.steps == first and r.status == "completed" for r in runs.values())
+    trials[2].point = "q"  # another point's trial trains on to its own ceiling
+    runs = _train(trials, "gru", protocol)
+    assert runs[2].stop_reason == "ceiling" and runs[2].steps != min(runs[k].steps for k in (0, 1))
+
+
+def _plateau_counter(y_type: str, protocol: Protocol, evals: list[dict]) -> tuple[list[int], list[float]]:
+    """Feed evaluations to one trial's stopping rule; return its plateau counter after each, and its rates."""
+    group = SimpleNamespace(layout=SimpleNamespace(y_type=y_type), protocol=protocol, keep_best=False,
+                            optim=SimpleNamespace(lr=[1e-2]), step_count=0)
+    group._improved = lambda new, best: _Group._improved(group, new, best)
+    run, counters = TrialRun(Trial(None, None, 0, 1e-2, 8)), []  # type: ignore[arg-type]
+    for e in evals:
+        run.history.append({"step": 0, "train": {"at_ceiling": False, **e}})
+        _Group._decide(group, run, 0, protocol.patience)  # type: ignore[arg-type]
+        counters.append(run.evals_since_best)
+    return counters, [h["lr"] for h in run.lr_history]
+
+
+def test_a_falling_loss_is_progress_even_when_no_more_targets_are_correct():
+    protocol = Protocol(patience=3, plateau_steps=1, min_improvement=1e-3)
+    falling = [{"correct": 5, "loss": 1.0 - 0.01 * i} for i in range(6)]
+    assert _plateau_counter("cat", protocol, falling) == ([0] * 6, [])
+    flat = [{"correct": 5, "loss": 1.0 - 1e-5 * i} for i in range(6)]  # below min_improvement: no progress
+    assert _plateau_counter("cat", protocol, flat) == ([0, 1, 2, 0, 1, 2], [pytest.approx(3e-3)])
+
+
+def test_a_plateau_lasts_at_least_plateau_steps():
+    p = Protocol(patience=8, plateau_steps=300)
+    assert p.patience_evals(10) == 30  # frequent evaluations: the step floor decides
+    assert p.patience_evals(100) == 8  # rare ones: the evaluation count decides
+    assert Protocol(patience=2, plateau_steps=1).patience_evals(10) == 2
+    with pytest.raises(ProtocolError, match="plateau_steps must be a positive integer, got 0"):
+        Protocol(plateau_steps=0)
+
+
 def test_the_automatic_evaluation_interval_bounds_its_cost():
     p = Protocol(batch_size=64)
     assert p.eval_interval(8) == 10  # tiny sets: at least every 10 steps
@@ -126,3 +171,13 @@ def test_a_search_records_every_trial_and_measures_the_best():
     assert (result.protocol["lr"], result.protocol["batch_size"]) == (chosen["lr"], chosen["batch_size"])
     assert result.best["train"]["correct"] == max(t["best"]["train"]["correct"] for t in result.trials)
     assert result.batched_with == 4
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_a_search_prunes_only_when_asked(prune):
+    task = memtasks.make("Seq2Vec-CatCat-v0", seq_len=4, n_examples=16, n_test=8)
+    result = memtasks.fit(task, "gru", hidden=16, protocol=Protocol(max_steps=3000, eval_every=10, patience=50),
+                          search=Search(lrs=(3e-3, 3e-2), prune=prune))
+    reasons = sorted(t["stop_reason"] for t in result.trials)
+    assert reasons == (["ceiling", "pruned"] if prune else ["ceiling", "ceiling"])
+    assert result.search["prune"] is prune and result.stop_reason == "ceiling"

@@ -90,7 +90,8 @@ def test_budget_and_plateau_stops():
     proto = Protocol(max_steps=30, eval_every=10, patience=50)
     budget = fit(task, "rnn", hidden=4, protocol=proto, search=Search.single(proto))
     assert (budget.status, budget.stop_reason, budget.steps, budget.evaluations) == ("completed", "budget", 30, 3)
-    proto = Protocol(lr=1e-9, max_steps=10_000, eval_every=5, patience=3, max_decays=2, decay=0.5)
+    proto = Protocol(lr=1e-9, max_steps=10_000, eval_every=5, patience=3, plateau_steps=1, max_decays=2,
+                     decay=0.5)
     plateau = fit(task, "rnn", hidden=4, protocol=proto, search=Search.single(proto))
     assert (plateau.status, plateau.stop_reason) == ("completed", "plateau")
     # evaluation 1 sets the best; 3 without improvement decay the rate, twice; 3 more after the last stop it
@@ -182,7 +183,7 @@ def test_result_file_round_trips_and_rejects_bad_files(tmp_path):
     assert loaded.task["fingerprint"] == task.train.fingerprint
     assert loaded.task["kwargs"] == task.spec.kwargs
     assert loaded.schema_version == 2 and loaded.environment["torch"] == torch.__version__
-    assert len(loaded.trials) == 2 and loaded.search == {"lrs": [1e-3, 1e-2], "batch_sizes": [64]}
+    assert len(loaded.trials) == 2 and loaded.search == {"lrs": [1e-3, 1e-2], "batch_sizes": [64], "prune": True}
     for key in ("lr", "batch_size", "grad_clip", "max_steps", "eval_every", "patience", "decay", "max_decays",
                 "seed", "optimizer"):
         assert key in loaded.protocol

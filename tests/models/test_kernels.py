@@ -51,3 +51,28 @@ def test_a_stack_of_models_predicts_what_each_model_predicts(task_id):
                                          values[:2]), torch.stack([models[2](batch), models[0](batch)]))
     assert stack.state(0).keys() == dict(models[2].named_parameters()).keys()
     assert all(torch.equal(stack.state(0)[k], v) for k, v in models[2].state_dict().items())
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_CELLS))
+def test_a_kernel_keeps_only_the_steps_asked_for(name):
+    torch.manual_seed(0)
+    cells = [cell_spec(name).build(5, 6, 7).double() for _ in range(2)]
+    stacked = {p: torch.stack([dict(c.named_parameters())[p] for c in cells]).detach()
+               for p, _ in cells[0].named_parameters()}
+    x = torch.randn(2, 3, 7, 5, dtype=torch.float64)
+    everything = KERNELS[name](stacked, x)
+    torch.testing.assert_close(KERNELS[name](stacked, x, keep=slice(3, 7)), everything[:, :, 3:7])
+    assert KERNELS[name](stacked, x, keep=slice(6, 7)).shape == (2, 3, 1, 6)
+
+
+def test_scored_steps_out_of_one_run_are_gathered():
+    task = memtasks.make("Seq2Seq-CatCat-v0", seq_len=4, out_len=3, n_examples=5, n_test=0)
+    models = [SequenceModel(task.layout, cell_spec("gru"), 5, embed_dim=3) for _ in range(2)]
+    stack = StackedModel(models)
+    assert stack.scored_steps == slice(4, 7)  # the answer steps of a Seq2Seq layout are one run
+    batch = next(iter(task.train.batches(5)))
+    tokens = batch.tokens.expand(2, *batch.tokens.shape)
+    with torch.no_grad():
+        sliced = stack(tokens, None)
+        stack.scored_steps = None  # what a layout with scattered scored steps takes: a gather
+        torch.testing.assert_close(stack(tokens, None), sliced)

@@ -11,7 +11,7 @@ from memtasks.sweeps.config import Point, SweepConfig
 from tests.helpers import ROOT
 
 BASELINES = ROOT / "baselines"
-SWEEPS = {"baseline.toml": (BASELINES, 1152), "capacity/capacity.toml": (BASELINES / "capacity", 320)}
+SWEEPS = {"baseline.toml": (BASELINES, 768), "capacity/capacity.toml": (BASELINES / "capacity", 240)}
 
 
 @pytest.mark.parametrize("config", sorted(SWEEPS))

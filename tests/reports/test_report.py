@@ -274,7 +274,8 @@ def test_csv_has_one_row_per_group(tmp_path, grid):
     assert "lr" not in header and "epochs_mean" not in header and "steps_mean" in header
     first = rows[0]
     assert (first["task_id"], first["cell"], first["n_examples"], first["params_budget"]) == (CAT, "rnn", "16", "")
-    assert (first["n_runs"], first["seeds"], first["hidden"], first["search"]) == ("4", "0 1 2 3", "4", "lr 0.002 · batch 64")
+    assert (first["n_runs"], first["seeds"], first["hidden"], first["search"]) == \
+        ("4", "0 1 2 3", "4", "lr 0.002 · batch 64")
     for row, g in zip(rows, groups, strict=True):
         assert float(row["fraction_mean"]) == g.mean["fraction"] and float(row["bits_std"]) == g.std["bits"]
     assert write_csv(groups, tmp_path / "again.csv").read_bytes() == path.read_bytes()

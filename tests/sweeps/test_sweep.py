@@ -46,7 +46,7 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     assert points[0].stem == "Seq2Vec-CatCat-v0_rnn_n12_T3_h4_seed0"
     assert points[1].seed == 1 and points[2].n_examples == 24 and points[4].cell == "gru"
     assert points[8].task == "NextStep-RealCat-v0"
-    assert all(p.search == {"lrs": [0.01, 0.002], "batch_sizes": [64]} for p in points)
+    assert all(p.search == {"lrs": [0.01, 0.002], "batch_sizes": [64], "prune": True} for p in points)
     assert all(p.protocol == PROTOCOL and p.bits_per_param is None for p in points)
     assert all(p.task_kwargs == {"n_test": 4} for p in points)
     assert config(tasks="all").tasks[:2] == ["NextStep-CatCat-v0", "NextStep-CatReal-v0"]
@@ -68,12 +68,14 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     ({"protocol": {"lr": 0.1}}, r"\[protocol\] sets lr; learning rates and batch sizes are the \[search\]"),
     ({"protocol": {"batch_size": 8}}, r"\[protocol\] sets batch_size; .*are the \[search\]"),
     ({"protocol": {"lr": 0.1, "batch_size": 8, "seed": 1}}, r"\[protocol\] sets batch_size, lr, seed;"),
-    ({"search": {"lr": [0.01], "momentum": [0.9]}}, r"\[search\] has unknown keys momentum; valid: lr, batch_size"),
-    ({"search": {"lrs": [0.01]}}, r"\[search\] has unknown keys lrs; valid: lr, batch_size"),
+    ({"search": {"lr": [0.01], "momentum": [0.9]}},
+     r"\[search\] has unknown keys momentum; valid: lr, batch_size, prune"),
+    ({"search": {"lrs": [0.01]}}, r"\[search\] has unknown keys lrs; valid: lr, batch_size, prune"),
     ({"search": [0.01]}, r"\[search\] must be a table"),
     ({"search": {"lr": []}}, r"\[search\]: a search needs at least one learning rate"),
     ({"search": {"lr": [0.01, 0.01]}}, r"\[search\]: the search lists learning rates twice"),
     ({"search": {"lr": [-0.01]}}, r"\[search\]: search learning rate must be a positive number"),
+    ({"search": {"lr": [0.01], "prune": "yes"}}, r"\[search\]: search prune must be true or false, got 'yes'"),
     ({"search": {"batch_size": [0]}}, r"\[search\]: search batch size must be a positive integer"),
 ])
 def test_bad_configs_are_refused_before_any_work(changes, match):
@@ -84,9 +86,9 @@ def test_bad_configs_are_refused_before_any_work(changes, match):
 def test_a_config_without_a_search_measures_the_default_learning_rate_grid():
     cfg = SweepConfig.from_dict({k: v for k, v in BASE.items() if k != "search"})
     assert cfg.search_spec().lrs == DEFAULT_LRS and cfg.search_spec().batch_sizes == (64,)
-    assert cfg.points()[0].search == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64]}
+    assert cfg.points()[0].search == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64], "prune": True}
     scalar = config(search={"lr": 0.01, "batch_size": 8})  # one value without a list
-    assert scalar.points()[0].search == {"lrs": [0.01], "batch_sizes": [8]}
+    assert scalar.points()[0].search == {"lrs": [0.01], "batch_sizes": [8], "prune": True}
 
 
 def test_config_errors_found_by_validation(tmp_path):
@@ -130,7 +132,8 @@ def test_sweep_runs_every_point_once_and_skips_finished_ones(tmp_path):
     assert r.task["kwargs"]["seed"] == r.protocol["seed"]  # the grid seed sets data and training
     assert r.extra["sweep_point"]["task"] == "Seq2Vec-CatCat-v0" and r.extra["sweep_point"]["hidden"] == 4
     # the step-budget protocol and the one-trial search are what ran
-    assert r.search == {"lrs": [0.01], "batch_sizes": [64]} and len(r.trials) == 1 and r.selected_trial == 0
+    assert r.search == {"lrs": [0.01], "batch_sizes": [64], "prune": True}
+    assert len(r.trials) == 1 and r.selected_trial == 0
     assert r.protocol["lr"] == 0.01 and r.protocol["max_steps"] == 10 and r.protocol["eval_every"] == 5
     assert 0 < r.steps <= 10 and r.evaluations == len(r.history) > 0
     assert [e["step"] for e in r.history] == list(range(5, r.steps + 1, 5))
@@ -281,7 +284,7 @@ def test_cli_sweep_from_flags_and_report(tmp_path):
     assert cfg["search"] == {"lr": [0.01], "batch_size": [4, 8]} and cfg["protocol"] == {"max_steps": 10, "patience": 3}
     for f in (tmp_path / "cli").glob("*_*.json"):
         r = RunResult.load(f)
-        assert r.search == {"lrs": [0.01], "batch_sizes": [4, 8]} and r.steps <= 10
+        assert r.search == {"lrs": [0.01], "batch_sizes": [4, 8], "prune": True} and r.steps <= 10
         assert [(t["lr"], t["batch_size"]) for t in r.trials] == [(0.01, 4), (0.01, 8)]
     result = CliRunner().invoke(main, ["report", str(tmp_path / "cli"), "--jsonl", str(tmp_path / "r.jsonl"),
                                        "--readme", str(tmp_path / "README.md")], catch_exceptions=False)
