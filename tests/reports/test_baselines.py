@@ -32,3 +32,11 @@ def test_committed_tables_regenerate_from_the_committed_results(config, tmp_path
     assert section.strip() == markdown_report(groups, rows).strip()
     assert (folder / "report" / "report.md").read_text() == markdown_report(groups, rows)
     assert write_csv(groups, tmp_path / "summary.csv").read_bytes() == (folder / "report" / "summary.csv").read_bytes()
+
+
+def test_the_long_budget_check_holds_exactly_its_configs_points():
+    runs, problems = load_runs(BASELINES / "long_budget" / "results.jsonl")
+    config = SweepConfig.load(BASELINES / "long_budget" / "long_budget.toml")
+    assert problems == [] and all(r.status == "completed" for r in runs)
+    assert sorted(Point(**r.extra["sweep_point"]).stem for r in runs) == sorted(p.stem for p in config.points())
+    assert all(r.search == config.search_spec().to_dict() and r.protocol["max_steps"] == 20_000 for r in runs)
