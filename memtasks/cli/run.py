@@ -92,6 +92,9 @@ RUN_LIMIT_S = 2 * 3600
                    "the best trial is the measurement.")
 @click.option("--batch-size", "batch_sizes", callback=csv_list(int), metavar="B[,B…]",
               help=f"Batch sizes of the search (default {_DEFAULTS.batch_size}; more than the set: full batch).")
+@click.option("--inits", type=int, default=1, show_default=True,
+              help="Initialisations (training seeds) per learning rate and batch size; the best trial is the "
+                   "measurement.")
 @click.option("--max-steps", type=int, default=_DEFAULTS.max_steps, show_default=True,
               help="Budget of optimizer steps per trial.")
 @click.option("--eval-every", type=int, default=None,
@@ -117,7 +120,7 @@ RUN_LIMIT_S = 2 * 3600
 @click.option("--json", "as_json", is_flag=True, help="Print the RunResult JSON instead of the summary table.")
 @click.option("--yes", is_flag=True, help="Run even if the worst-case estimate is hours.")
 def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple[str, ...], hidden: int | None,
-            n_params: int | None, embed_dim: int, lrs: list[float] | None, batch_sizes: list[int] | None,
+            n_params: int | None, embed_dim: int, lrs: list[float] | None, batch_sizes: list[int] | None, inits: int,
             max_steps: int, eval_every: int | None, patience: int, plateau_steps: int, decays: int,
             grad_clip: float, seed: int, device: str, threads: int | None, out_dir: Path, save_model: bool,
             progress: bool | None, as_json: bool, yes: bool) -> None:
@@ -141,7 +144,8 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         torch.set_num_threads(threads)
     if embed_dim < 1:
         raise BadInput(f"--embed-dim must be a positive integer, got {embed_dim}")
-    search = Search(lrs=tuple(lrs or DEFAULT_LRS), batch_sizes=tuple(batch_sizes or (_DEFAULTS.batch_size,)))
+    search = Search(lrs=tuple(lrs or DEFAULT_LRS), batch_sizes=tuple(batch_sizes or (_DEFAULTS.batch_size,)),
+                    inits=inits)
     protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], max_steps=max_steps,
                         eval_every=eval_every, patience=patience, plateau_steps=plateau_steps, max_decays=decays,
                         grad_clip=grad_clip, seed=seed, device=device)
@@ -181,8 +185,8 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         if result.stop_reason == "budget":
             out.print(f"[dim]The selected trial stopped at the budget ({result.steps:,} steps) before a plateau: "
                       "raise --max-steps to find this cell's full fitting ceiling.[/]")
-        if len(result.trials) > 1 and result.selected_trial in (0, len(result.trials) - 1) \
-                and len(search.batch_sizes) == 1 and result.stop_reason != "ceiling":
+        if len(search.lrs) > 1 and result.protocol["lr"] in (min(search.lrs), max(search.lrs)) \
+                and result.stop_reason != "ceiling":
             out.print("[dim]The best trial is at the edge of the learning-rate grid: a wider --lr grid may "
                       "fit further.[/]")
         if task.kwargs.get("source") != "random":

@@ -126,7 +126,9 @@ class Search:
     """The declared hyper-parameter search that measures one point: every ``lrs`` × ``batch_sizes`` trial.
 
     The point's figure is the best trial's (:func:`memtasks.fitting.trainer.select` states the rule); every
-    trial is recorded. A batch size at least the training set's size is full-batch training. With ``prune``
+    trial is recorded. A batch size at least the training set's size is full-batch training. ``inits`` > 1
+    repeats every (learning rate, batch size) trial from that many initialisations (training seeds, see
+    :func:`init_seed`): on tiny sets a poor starting point, not the cell, can decide the fit. With ``prune``
     (the default), once one trial reaches the achievable ceiling its siblings stop as ``pruned``: none of them
     could measure more, and none could have got there in fewer steps.
     """
@@ -134,6 +136,7 @@ class Search:
     lrs: tuple[float, ...] = DEFAULT_LRS
     batch_sizes: tuple[int, ...] = (64,)
     prune: bool = True
+    inits: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lrs", _as_tuple(self.lrs))
@@ -142,6 +145,7 @@ class Search:
             raise ProtocolError("a search needs at least one learning rate and one batch size")
         if not isinstance(self.prune, bool):
             raise ProtocolError(f"search prune must be true or false, got {self.prune!r}")
+        _positive_int("search inits", self.inits)
         for lr in self.lrs:
             _positive_float("search learning rate", lr)
         for b in self.batch_sizes:
@@ -155,16 +159,29 @@ class Search:
         """The search of one trial: the protocol's own learning rate and batch size."""
         return cls(lrs=(protocol.lr,), batch_sizes=(protocol.batch_size,))
 
-    def trials(self) -> list[tuple[float, int]]:
-        """Every ``(lr, batch_size)`` pair, batch sizes outer."""
-        return [(lr, b) for b, lr in itertools.product(self.batch_sizes, self.lrs)]
+    def trials(self) -> list[tuple[float, int, int]]:
+        """Every ``(lr, batch_size, init)`` triple: batch sizes outer, then initialisations, learning rates inner."""
+        return [(lr, b, i) for b, i, lr in itertools.product(self.batch_sizes, range(self.inits), self.lrs)]
 
     def __len__(self) -> int:
-        return len(self.lrs) * len(self.batch_sizes)
+        return len(self.lrs) * len(self.batch_sizes) * self.inits
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"lrs": list(self.lrs), "batch_sizes": list(self.batch_sizes), "prune": self.prune}
+        """JSON-ready form (``inits`` only when above 1, so one-initialisation searches read as before)."""
+        d: dict[str, Any] = {"lrs": list(self.lrs), "batch_sizes": list(self.batch_sizes), "prune": self.prune}
+        if self.inits > 1:
+            d["inits"] = self.inits
+        return d
+
+
+def init_seed(seed: int, init: int) -> int:
+    """The training seed of initialisation ``init`` of a point whose seed is ``seed``: ``seed`` itself for the
+    first, then seeds drawn from ``SeedSequence([seed, init])`` (independent of every other point's)."""
+    if init == 0:
+        return seed
+    import numpy as np  # deferred: the CLI reads this module at start-up
+
+    return int(np.random.SeedSequence([seed, init]).generate_state(1)[0])
 
 
 def _as_tuple(values: Any) -> tuple[Any, ...]:

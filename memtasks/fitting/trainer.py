@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 from memtasks.fitting.engine import Trial, TrialRun, train_trials
-from memtasks.fitting.protocol import DEFAULT_HIDDEN, Protocol, ProtocolError, Search, check_device
+from memtasks.fitting.protocol import DEFAULT_HIDDEN, Protocol, ProtocolError, Search, check_device, init_seed
 from memtasks.fitting.result import ResultWriteError, RunResult, rescue, run_name
 from memtasks.models.registry import CellSpec, cell_spec
 from memtasks.models.sequence_model import SequenceModel, hidden_for_params
@@ -173,9 +173,9 @@ def _measure_group(points: list[Measurement], on_result: Callable[..., None], pr
     started = time.perf_counter()
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     runs: dict[int, list[TrialRun | None]] = {i: [None] * len(p.search) for i, p in enumerate(points)}
-    trials = [Trial(p.task.train, p.task.test, seed=p.protocol.seed, lr=lr, batch_size=b, key=(i, t),
+    trials = [Trial(p.task.train, p.task.test, seed=init_seed(p.protocol.seed, k), lr=lr, batch_size=b, key=(i, t),
                     point=i if p.search.prune else None)
-              for i, p in enumerate(points) for t, (lr, b) in enumerate(p.search.trials())]
+              for i, p in enumerate(points) for t, (lr, b, k) in enumerate(p.search.trials())]
 
     def done(run: TrialRun) -> None:
         i, t = run.trial.key
@@ -223,7 +223,7 @@ def select(runs: list[TrialRun], y_type: str) -> int:
 
 def _trial_record(run: TrialRun, with_history: bool = False) -> dict[str, Any]:
     best = run.best
-    record = {"lr": run.trial.lr, "batch_size": run.trial.batch_size, "status": run.status,
+    record = {"lr": run.trial.lr, "batch_size": run.trial.batch_size, "seed": run.trial.seed, "status": run.status,
               "stop_reason": run.stop_reason, "steps": run.steps, "evaluations": len(run.history),
               "lr_history": run.lr_history,
               "best": None if best is None else {"step": best["step"], "train": best["train"]}}
@@ -259,7 +259,7 @@ def _assemble(point: Measurement, runs: list[TrialRun], created: str, started: f
         saved = save_weights(point.model_path, run.best_state, {
             "memtasks_version": __version__, "task_id": task.spec.id, "fingerprint": train.fingerprint,
             "cell": point.cell.name, "hidden_size": str(point.hidden_size), "embed_dim": str(point.embed_dim),
-            "step": str(best["step"]), "lr": repr(run.trial.lr)})
+            "step": str(best["step"]), "lr": repr(run.trial.lr), "seed": str(run.trial.seed)})
     result = RunResult(
         memtasks_version=__version__, created=created,
         task={"id": task.spec.id, "kwargs": dict(task.spec.kwargs), "fingerprint": train.fingerprint,
@@ -271,6 +271,7 @@ def _assemble(point: Measurement, runs: list[TrialRun], created: str, started: f
               "params_total": counts.total, "params_core": counts.core, "params_encoder": counts.encoder,
               "params_readout": counts.readout, "batched": batchable(point.cell.name)},
         protocol={**point.protocol.to_dict(), "lr": run.trial.lr, "batch_size": run.trial.batch_size,
+                  "seed": run.trial.seed,
                   "eval_every": point.protocol.eval_interval(len(train), run.trial.batch_size)},
         search=point.search.to_dict(), status=status, stop_reason=run.stop_reason, steps=run.steps,
         evaluations=len(run.history),

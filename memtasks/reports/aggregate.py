@@ -25,9 +25,11 @@ STATS = ("ceiling", "fit", "fraction", "bits", "bits_per_param", "params_total",
 
 # ----- grouping -----------------------------------------------------------------------------------
 def search_label(search: dict[str, Any]) -> str:
-    """A point's search, exactly: ``lr 0.01,0.03,0.1 · batch 64`` (two different searches never share a label)."""
+    """A point's search: ``lr 0.01,0.03,0.1 · batch 64`` (`` · 3 inits`` when it repeats its trials from several
+    initialisations). Searches that differ only in pruning share a label: pruning never changes a measurement."""
     lrs, sizes = search.get("lrs", []), search.get("batch_sizes", [])
-    return f"lr {','.join(f'{x:.15g}' for x in lrs)} · batch {','.join(str(b) for b in sizes)}"
+    label = f"lr {','.join(f'{x:.15g}' for x in lrs)} · batch {','.join(str(b) for b in sizes)}"
+    return label + (f" · {search['inits']} inits" if search.get("inits", 1) > 1 else "")
 
 
 

@@ -110,8 +110,8 @@ class SweepConfig:
         _refuse({"lr", "batch_size", "seed", "device"} & set(self.protocol),
                 "[protocol] sets {}; learning rates and batch sizes are the [search], seeds a grid list, "
                 "the device a command-line option")
-        _refuse(set(self.search) - {"lr", "batch_size", "prune"},
-                "[search] has unknown keys {}; valid: lr, batch_size, prune")
+        _refuse(set(self.search) - {"lr", "batch_size", "prune", "inits"},
+                "[search] has unknown keys {}; valid: lr, batch_size, prune, inits")
         try:
             self.search_spec()
         except ProtocolError as exc:
@@ -155,7 +155,7 @@ class SweepConfig:
         sizes = self.search.get("batch_size", [Protocol.batch_size])
         return Search(lrs=tuple(lrs) if isinstance(lrs, list) else (lrs,),
                       batch_sizes=tuple(sizes) if isinstance(sizes, list) else (sizes,),
-                      prune=self.search.get("prune", True))
+                      prune=self.search.get("prune", True), inits=self.search.get("inits", 1))
 
     def points(self) -> list[Point]:
         """Every grid point, in a fixed order (tasks, cells, sizes, lengths, budgets, seeds)."""

@@ -51,7 +51,7 @@ def measurement(p: Point, device: str) -> Measurement:
         total = count_total_params(task.layout, spec, hidden, p.embed_dim, p.cell_kwargs)
         task = make(max(1, round(p.bits_per_param * total / bits_per_example(task.layout))))  # type: ignore[operator]
     search = Search(lrs=tuple(p.search["lrs"]), batch_sizes=tuple(p.search["batch_sizes"]),
-                    prune=p.search.get("prune", True))
+                    prune=p.search.get("prune", True), inits=p.search.get("inits", 1))
     protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], seed=p.seed, device=device,
                         **p.protocol)
     return Measurement(task, spec, hidden, protocol, search, params_budget=p.params, embed_dim=p.embed_dim,

@@ -183,6 +183,8 @@ def test_cells_lists_the_builtins():
     (["--lr", "0.01,nan"], ["search learning rate must be a positive number, got nan"]),
     (["--lr", "abc"], ["'abc'", "comma-separated floats"]),
     (["--lr", "0.01,0.01"], ["lists learning rates twice"]),
+    (["--inits", "0"], ["search inits must be a positive integer, got 0"]),
+    (["--plateau-steps", "0"], ["plateau_steps must be a positive integer, got 0"]),
     (["--batch-size", "0"], ["search batch size must be a positive integer, got 0"]),
     (["--batch-size", "8,x"], ["'8,x'", "comma-separated ints"]),
     (["--max-steps", "0"], ["max_steps must be a positive integer, got 0"]),

@@ -11,7 +11,7 @@ import torch
 import memtasks
 from memtasks.fitting.engine import Trial, TrialRun, UnbatchedWarning, _Group, train_trials
 from memtasks.fitting.optim import StackedAdam
-from memtasks.fitting.protocol import Protocol, ProtocolError, Search
+from memtasks.fitting.protocol import Protocol, ProtocolError, Search, init_seed
 from memtasks.fitting.trainer import select
 from memtasks.models.cells import BUILTIN_CELLS
 from memtasks.models.registry import cell_spec, register_cell
@@ -181,3 +181,21 @@ def test_a_search_prunes_only_when_asked(prune):
     reasons = sorted(t["stop_reason"] for t in result.trials)
     assert reasons == (["ceiling", "pruned"] if prune else ["ceiling", "ceiling"])
     assert result.search["prune"] is prune and result.stop_reason == "ceiling"
+
+
+def test_a_search_over_initialisations_repeats_each_trial_from_other_seeds():
+    search = Search(lrs=(1e-2, 3e-2), inits=2)
+    assert len(search) == 4 and search.trials() == [(1e-2, 64, 0), (3e-2, 64, 0), (1e-2, 64, 1), (3e-2, 64, 1)]
+    assert search.to_dict()["inits"] == 2 and "inits" not in Search(lrs=(1e-2,)).to_dict()
+    assert init_seed(7, 0) == 7 and init_seed(7, 1) == init_seed(7, 1) != init_seed(8, 1) != 7
+    with pytest.raises(ProtocolError, match="search inits must be a positive integer, got 0"):
+        Search(inits=0)
+    task = memtasks.make("Seq2Vec-CatCat-v0", seq_len=4, n_examples=24, n_test=0)
+    proto = Protocol(max_steps=30, eval_every=10, patience=50, seed=3)
+    both = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,), inits=2, prune=False))
+    alone = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,)))
+    assert [t["seed"] for t in both.trials] == [3, init_seed(3, 1)] and alone.trials[0]["seed"] == 3
+    # the first initialisation is the one-initialisation search's trial; the second starts elsewhere
+    assert both.trials[0]["best"]["train"]["loss"] == pytest.approx(alone.trials[0]["best"]["train"]["loss"], rel=1e-4)
+    assert both.trials[1]["best"]["train"]["loss"] != pytest.approx(both.trials[0]["best"]["train"]["loss"], rel=1e-3)
+    assert both.protocol["seed"] == both.trials[both.selected_trial]["seed"]

@@ -215,6 +215,7 @@ def test_groups_sort_by_setting_and_cell_registry_then_numbers(grid, base_runs):
 def test_runs_group_by_their_search_not_by_the_trial_it_selected(grid):
     assert search_label({"lrs": [0.002], "batch_sizes": [64]}) == "lr 0.002 · batch 64"
     assert search_label({"lrs": [0.03, 0.001, 0.01], "batch_sizes": [64]}) == "lr 0.03,0.001,0.01 · batch 64"
+    assert search_label({"lrs": [0.01], "batch_sizes": [64], "inits": 3}) == "lr 0.01 · batch 64 · 3 inits"
     assert search_label({"lrs": [0.01], "batch_sizes": [32, 128]}) == "lr 0.01 · batch 32,128"
     # each seed's best trial may have another learning rate and batch size: still one group, nothing "varied"
     picked = copy.deepcopy(grid)

@@ -21,6 +21,7 @@ from memtasks.fitting.result import RunResult
 from memtasks.reports import export_jsonl
 from memtasks.sweeps.config import SweepConfig, SweepError
 from memtasks.sweeps.folder import SweepFolder
+from memtasks.sweeps.point import measurement
 from memtasks.sweeps.runner import LIMIT_HOURS, estimate_hours, group_points, run_sweep
 from tests.helpers import ROOT, assert_bad_input
 
@@ -69,13 +70,14 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     ({"protocol": {"batch_size": 8}}, r"\[protocol\] sets batch_size; .*are the \[search\]"),
     ({"protocol": {"lr": 0.1, "batch_size": 8, "seed": 1}}, r"\[protocol\] sets batch_size, lr, seed;"),
     ({"search": {"lr": [0.01], "momentum": [0.9]}},
-     r"\[search\] has unknown keys momentum; valid: lr, batch_size, prune"),
-    ({"search": {"lrs": [0.01]}}, r"\[search\] has unknown keys lrs; valid: lr, batch_size, prune"),
+     r"\[search\] has unknown keys momentum; valid: lr, batch_size, prune, inits"),
+    ({"search": {"lrs": [0.01]}}, r"\[search\] has unknown keys lrs; valid: lr, batch_size, prune, inits"),
     ({"search": [0.01]}, r"\[search\] must be a table"),
     ({"search": {"lr": []}}, r"\[search\]: a search needs at least one learning rate"),
     ({"search": {"lr": [0.01, 0.01]}}, r"\[search\]: the search lists learning rates twice"),
     ({"search": {"lr": [-0.01]}}, r"\[search\]: search learning rate must be a positive number"),
     ({"search": {"lr": [0.01], "prune": "yes"}}, r"\[search\]: search prune must be true or false, got 'yes'"),
+    ({"search": {"lr": [0.01], "inits": 0}}, r"\[search\]: search inits must be a positive integer, got 0"),
     ({"search": {"batch_size": [0]}}, r"\[search\]: search batch size must be a positive integer"),
 ])
 def test_bad_configs_are_refused_before_any_work(changes, match):
@@ -89,6 +91,14 @@ def test_a_config_without_a_search_measures_the_default_learning_rate_grid():
     assert cfg.points()[0].search == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64], "prune": True}
     scalar = config(search={"lr": 0.01, "batch_size": 8})  # one value without a list
     assert scalar.points()[0].search == {"lrs": [0.01], "batch_sizes": [8], "prune": True}
+
+
+def test_a_search_over_initialisations_reaches_each_points_measurement():
+    cfg = config(search={"lr": [0.01, 0.03], "inits": 3, "prune": False})
+    point = cfg.points()[0]
+    assert point.search == {"lrs": [0.01, 0.03], "batch_sizes": [64], "prune": False, "inits": 3}
+    m = measurement(point, "cpu")
+    assert (len(m.search), m.search.inits, m.search.prune) == (6, 3, False)
 
 
 def test_config_errors_found_by_validation(tmp_path):
@@ -116,7 +126,7 @@ def test_toml_errors(tmp_path):
                     'hidden=[4]\nseeds=[0]\n[protocol]\nmax_steps=1\n[search]\nlr=[0.01, 0.03]\nbatch_size=[8, 16]\n')
     loaded = SweepConfig.load(good)
     assert loaded.protocol == {"max_steps": 1} and loaded.search == {"lr": [0.01, 0.03], "batch_size": [8, 16]}
-    assert loaded.search_spec().trials() == [(0.01, 8), (0.03, 8), (0.01, 16), (0.03, 16)]
+    assert loaded.search_spec().trials() == [(0.01, 8, 0), (0.03, 8, 0), (0.01, 16, 0), (0.03, 16, 0)]
     assert SweepConfig.from_dict(loaded.to_dict()) == loaded
     with pytest.raises(SweepError, match="no such file"):
         SweepConfig.load(tmp_path / "missing.toml")
