@@ -66,8 +66,8 @@ class TrialRun:
     best_index: int | None = None
     best_state: dict[str, torch.Tensor] | None = None
     decays: int = 0
-    evals_since_best: int = 0
-    best_loss: float = math.inf
+    evals_since_progress: int = 0
+    progress_loss: float = math.inf
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
     batched_with: int = 1
@@ -307,23 +307,23 @@ class _Group(pl.LightningModule):
         train = entry["train"]
         if not math.isfinite(train["loss"]):
             return "diverged"
-        progress = train["loss"] < run.best_loss * (1 - self.protocol.min_improvement)
+        progress = train["loss"] < run.progress_loss * (1 - self.protocol.min_improvement)
         if run.best is None or self._improved(train, run.best["train"]):
             run.best_index = len(run.history) - 1
             progress = progress or self.layout.y_type == "cat"
             if self.keep_best:
                 run.best_state = self.net.state(j)
         if progress:
-            run.best_loss = train["loss"]
-        run.evals_since_best = 0 if progress else run.evals_since_best + 1
+            run.progress_loss = train["loss"]
+        run.evals_since_progress = 0 if progress else run.evals_since_progress + 1
         if train["at_ceiling"]:
             return "ceiling"
-        if run.evals_since_best >= patience:
+        if run.evals_since_progress >= patience:
             if run.decays >= self.protocol.max_decays:
                 return "plateau"
             assert self.optim is not None
             run.decays += 1
-            run.evals_since_best = 0
+            run.evals_since_progress = 0
             self.optim.lr[j] *= self.protocol.decay
             run.lr_history.append({"step": self.step_count, "lr": float(self.optim.lr[j])})
         return None

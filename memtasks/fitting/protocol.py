@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from memtasks.errors import MemtasksError
 
 if TYPE_CHECKING:
@@ -179,8 +181,6 @@ def init_seed(seed: int, init: int) -> int:
     first, then seeds drawn from ``SeedSequence([seed, init])`` (independent of every other point's)."""
     if init == 0:
         return seed
-    import numpy as np  # deferred: the CLI reads this module at start-up
-
     return int(np.random.SeedSequence([seed, init]).generate_state(1)[0])
 
 

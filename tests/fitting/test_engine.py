@@ -121,7 +121,7 @@ def _plateau_counter(y_type: str, protocol: Protocol, evals: list[dict]) -> tupl
     for e in evals:
         run.history.append({"step": 0, "train": {"at_ceiling": False, **e}})
         _Group._decide(group, run, 0, protocol.patience)  # type: ignore[arg-type]
-        counters.append(run.evals_since_best)
+        counters.append(run.evals_since_progress)
     return counters, [h["lr"] for h in run.lr_history]
 
 
