@@ -12,7 +12,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -200,11 +200,35 @@ def _group(key: GroupKey, runs: list[RunResult]) -> Group:
     )
 
 
+def _series_searches(keys: Iterable[GroupKey]) -> dict[GroupKey, GroupKey]:
+    """Keys relabelled so that a curve whose sizes were measured by different searches stays one curve.
+
+    A sweep may widen the search for some sizes (``[[overrides]]``). When every size of a curve has exactly
+    one search, the curve's label names each search with its sizes (``n=8,32: … ; n=128: …``); where one size
+    has several, the searches stay separate curves.
+    """
+    curves: dict[tuple[Any, ...], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for k in keys:
+        curves[replace(k, search="").series][k.search].add(k.n_examples)
+    out = {}
+    for k in keys:
+        by_search = curves[replace(k, search="").series]
+        sizes = [n for ns in by_search.values() for n in ns]
+        if len(by_search) > 1 and len(sizes) == len(set(sizes)):
+            parts = sorted(by_search.items(), key=lambda item: min(item[1]))
+            label = "; ".join(f"n={','.join(map(str, sorted(ns)))}: {s}" for s, ns in parts)
+            out[k] = replace(k, search=label)
+        else:
+            out[k] = k
+    return out
+
+
 def aggregate(runs: list[RunResult]) -> list[Group]:
     """Group runs that differ only in their seed, sorted by key (see :meth:`GroupKey.sort_key`)."""
-    by_key: dict[GroupKey, list[RunResult]] = defaultdict(list)
+    by_point: dict[GroupKey, list[RunResult]] = defaultdict(list)
     for run in runs:
-        by_key[GroupKey.of(run)].append(run)
+        by_point[GroupKey.of(run)].append(run)
+    by_key = {k: by_point[old] for old, k in _series_searches(list(by_point)).items()}
     ranks = Ranks()
     return [_group(k, by_key[k]) for k in sorted(by_key, key=ranks.key)]
 

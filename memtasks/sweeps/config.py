@@ -28,6 +28,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+#: The keys an ``[[overrides]]`` table selects points by (each a list of grid values).
+OVERRIDE_SELECTORS = ("tasks", "cells", "n_examples", "bits_per_param")
 #: The [protocol] keys a sweep may set (learning rates and batch sizes belong to the [search]).
 PROTOCOL_KEYS = ("max_steps", "eval_every", "patience", "plateau_steps", "decay", "max_decays", "min_improvement",
                  "grad_clip", "eval_batch_size")
@@ -75,6 +77,7 @@ class SweepConfig:
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
     protocol: dict[str, Any] = field(default_factory=dict)
     cell_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    overrides: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.tasks in ("all", ["all"]):
@@ -117,6 +120,39 @@ class SweepConfig:
         except ProtocolError as exc:
             raise SweepError(f"[search]: {exc}") from None
         _refuse(set(self.cell_kwargs) - set(self.cells), "[cell_kwargs] names cells not in the grid: {}")
+        if not isinstance(self.overrides, list):
+            raise SweepError("overrides must be an array of tables ([[overrides]])")
+        for i, override in enumerate(self.overrides, 1):
+            self._check_override(i, override)
+
+    def _check_override(self, i: int, override: Any) -> None:
+        where = f"[[overrides]] #{i}"
+        if not isinstance(override, dict):
+            raise SweepError(f"{where} must be a table")
+        _refuse(set(override) - set(OVERRIDE_SELECTORS) - {"search", "protocol"},
+                f"{where} has unknown keys {{}}; valid: {', '.join(OVERRIDE_SELECTORS)}, search, protocol")
+        if not set(OVERRIDE_SELECTORS) & set(override):
+            raise SweepError(f"{where} selects no points; give at least one of {', '.join(OVERRIDE_SELECTORS)}")
+        if not {"search", "protocol"} & set(override):
+            raise SweepError(f"{where} changes nothing; give a search or a protocol table")
+        for key in OVERRIDE_SELECTORS:
+            if key in override:
+                grid = getattr(self, key)
+                values = _list(f"{where} {key}", override[key], (int, float) if key == "bits_per_param" else
+                               (int if key == "n_examples" else str))
+                if grid is None or not set(values) <= set(grid):
+                    raise SweepError(f"{where} {key} {values} names values not in the grid's {key} {grid}")
+        for name in ("search", "protocol"):
+            if not isinstance(override.get(name, {}), dict):
+                raise SweepError(f"{where} {name} must be a table")
+        _refuse(set(override.get("search", {})) - {"lr", "batch_size", "prune", "inits"},
+                f"{where} search has unknown keys {{}}; valid: lr, batch_size, prune, inits")
+        _refuse(set(override.get("protocol", {})) - set(PROTOCOL_KEYS),
+                f"{where} protocol has unknown keys {{}}; valid: {', '.join(PROTOCOL_KEYS)}")
+        try:
+            self.search_spec({**self.search, **override.get("search", {})})
+        except ProtocolError as exc:
+            raise SweepError(f"{where}: {exc}") from None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> SweepConfig:
@@ -149,13 +185,27 @@ class SweepConfig:
         """JSON-ready form; :meth:`from_dict` of it gives an equal config."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    def search_spec(self) -> Search:
-        """The declared search that measures every point (the default learning-rate grid if none is given)."""
-        lrs = self.search.get("lr", list(DEFAULT_LRS))
-        sizes = self.search.get("batch_size", [Protocol.batch_size])
+    def search_spec(self, search: dict[str, Any] | None = None) -> Search:
+        """The declared search that measures every point not overridden (the default learning-rate grid if none
+        is given), or the one a ``search`` table (``[search]`` merged with an override's) declares."""
+        search = self.search if search is None else search
+        lrs = search.get("lr", list(DEFAULT_LRS))
+        sizes = search.get("batch_size", [Protocol.batch_size])
         return Search(lrs=tuple(lrs) if isinstance(lrs, list) else (lrs,),
                       batch_sizes=tuple(sizes) if isinstance(sizes, list) else (sizes,),
-                      prune=self.search.get("prune", True), inits=self.search.get("inits", 1))
+                      prune=search.get("prune", True), inits=search.get("inits", 1))
+
+    def settings(self, task: str, cell: str, size: tuple[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ``[search]`` and ``[protocol]`` tables of one point: the sweep's, with every matching override
+        applied in order (a later one wins)."""
+        search, protocol = dict(self.search), dict(self.protocol)
+        values = {"tasks": task, "cells": cell, "n_examples" if size[0] == "n" else "bits_per_param": size[1]}
+        for override in self.overrides:
+            selected = {k: v if isinstance(v, list) else [v] for k, v in override.items() if k in OVERRIDE_SELECTORS}
+            if all(k in values and values[k] in v for k, v in selected.items()):
+                search.update(override.get("search", {}))
+                protocol.update(override.get("protocol", {}))
+        return search, protocol
 
     def points(self) -> list[Point]:
         """Every grid point, in a fixed order (tasks, cells, sizes, lengths, budgets, seeds)."""
@@ -163,15 +213,15 @@ class SweepConfig:
             ("hidden", h) for h in self.hidden or []]
         sizes = [("n", n) for n in self.n_examples] if self.n_examples is not None else [
             ("bits", b) for b in self.bits_per_param or []]
-        search = self.search_spec().to_dict()
         out = []
         for task, cell, (unit, size), t, (kind, budget), seed in itertools.product(
                 self.tasks, self.cells, sizes, self.seq_len, budgets, self.seeds):
+            search, protocol = self.settings(task, cell, (unit, size))
             out.append(Point(task=task, cell=cell, n_examples=size if unit == "n" else None,
                              bits_per_param=float(size) if unit == "bits" else None, seq_len=t, seed=seed,
                              params=budget if kind == "params" else None, hidden=budget if kind == "hidden" else None,
                              embed_dim=self.embed_dim, task_kwargs={**self.task_kwargs, **self.per_task.get(task, {})},
-                             protocol=dict(self.protocol), search=search,
+                             protocol=protocol, search=self.search_spec(search).to_dict(),
                              cell_kwargs=dict(self.cell_kwargs.get(cell, {}))))
         return out
 
@@ -187,6 +237,11 @@ class SweepConfig:
             Protocol(**self.protocol)
         except TypeError as exc:
             raise SweepError(f"[protocol]: {exc}; valid keys: {', '.join(PROTOCOL_KEYS)}") from None
+        for i, override in enumerate(self.overrides, 1):
+            try:
+                Protocol(**{**self.protocol, **override.get("protocol", {})})
+            except ProtocolError as exc:
+                raise SweepError(f"[[overrides]] #{i} protocol: {exc}") from None
         for task, n, t in itertools.product(self.tasks, self.n_examples or [1], self.seq_len):
             kw = {**self.task_kwargs, **self.per_task.get(task, {})}
             memtasks.make(task, n_examples=n, seq_len=t, **kw)  # lazy: checks kwargs, draws nothing
@@ -227,6 +282,12 @@ class Point:
         """Points of one shape train their search trials together, in one job."""
         return (self.task, self.cell, self.seq_len, self.params, self.hidden, self.embed_dim,
                 json.dumps([self.task_kwargs, self.protocol, self.cell_kwargs, self.search], sort_keys=True))
+
+    def search_spec(self) -> Search:
+        """The search that measures this point."""
+        s = self.search
+        return Search(lrs=tuple(s["lrs"]), batch_sizes=tuple(s["batch_sizes"]), prune=s.get("prune", True),
+                      inits=s.get("inits", 1))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
 
+from memtasks.fitting.cost import worst_case_seconds
 from memtasks.sweeps.config import Point
 from memtasks.sweeps.point import Outcome, run_group
 
@@ -30,6 +31,11 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
             os._exit(1)
 
 
+def group_cost(group: list[Point]) -> float:
+    """A group's worst-case seconds: every trial of every point's search to its step budget."""
+    return sum(worst_case_seconds(p, len(p.search_spec()), max(p.search_spec().batch_sizes)) for p in group)
+
+
 def run_local(groups: list[list[Point]], workers: int, threads: int, device: str, write_to: str
               ) -> Iterator[Outcome]:
     """Measure groups of points on a local process pool (or in this process when ``workers == 1``), yielding
@@ -44,8 +50,8 @@ def run_local(groups: list[list[Point]], workers: int, threads: int, device: str
                                initargs=(threads, os.getpid()))
     finished_normally = False
     try:
-        # Largest groups first, so the last jobs to start are short ones.
-        order = sorted(groups, key=len, reverse=True)
+        # Costliest groups first (by their worst case), so the last jobs to start are short ones.
+        order = sorted(groups, key=group_cost, reverse=True)
         futures = {pool.submit(run_group, [p.to_dict() for p in g], device, write_to): g for g in order}
         pending = set(futures)
         while pending:

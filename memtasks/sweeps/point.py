@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import memtasks
-from memtasks.fitting.protocol import Protocol, Search
+from memtasks.fitting.protocol import Protocol
 from memtasks.fitting.result import ResultWriteError, RunResult
 from memtasks.fitting.trainer import Measurement, measure, resolve_hidden
 from memtasks.metrics import MAX_BITS_PER_SCALAR
@@ -50,8 +50,7 @@ def measurement(p: Point, device: str) -> Measurement:
     if p.n_examples is None:  # size in bits per parameter: the count depends on the model's size and the targets
         total = count_total_params(task.layout, spec, hidden, p.embed_dim, p.cell_kwargs)
         task = make(max(1, round(p.bits_per_param * total / bits_per_example(task.layout))))  # type: ignore[operator]
-    search = Search(lrs=tuple(p.search["lrs"]), batch_sizes=tuple(p.search["batch_sizes"]),
-                    prune=p.search.get("prune", True), inits=p.search.get("inits", 1))
+    search = p.search_spec()
     protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], seed=p.seed, device=device,
                         **p.protocol)
     return Measurement(task, spec, hidden, protocol, search, params_budget=p.params, embed_dim=p.embed_dim,

@@ -26,12 +26,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from memtasks.fitting.cost import worst_case_seconds
-from memtasks.fitting.protocol import Protocol, Search
+from memtasks.fitting.protocol import Protocol
 from memtasks.fitting.result import ResultWriteError
 from memtasks.sweeps.config import Point, SweepConfig, SweepError
 from memtasks.sweeps.folder import SweepFolder
-from memtasks.sweeps.local import run_local
+from memtasks.sweeps.local import group_cost, run_local
 from memtasks.sweeps.point import Outcome
 
 Backend = Callable[[list[list[Point]]], Iterable[Outcome]]
@@ -47,14 +46,10 @@ def group_points(points: list[Point]) -> list[list[Point]]:
     return list(groups.values())
 
 
-def _max_steps(config: SweepConfig) -> int:
-    return int(config.protocol.get("max_steps", Protocol.max_steps))
-
-
-def estimate_hours(points: list[Point], search: Search, workers: int) -> float:
-    """Worst-case hours: every trial to its step budget (most stop far earlier), spread over the workers."""
-    seconds = sum(worst_case_seconds(p, len(search), max(search.batch_sizes)) for p in points)
-    return seconds / max(workers, 1) / 3600
+def estimate_hours(points: list[Point], workers: int) -> float:
+    """Worst-case hours: every trial of every point's search to its step budget (most stop far earlier),
+    spread over the workers."""
+    return group_cost(points) / max(workers, 1) / 3600
 
 
 @dataclass
@@ -91,10 +86,12 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
     folder.check()
     # Estimated before the folder is claimed, from a read-only plan: a refused sweep leaves nothing behind.
     unfinished = folder.plan(points).todo if folder.path.is_dir() else points
-    hours = estimate_hours(unfinished, config.search_spec(), workers)
+    hours = estimate_hours(unfinished, workers)
     if hours > LIMIT_HOURS and not yes:
-        raise SweepError(f"this sweep is {len(unfinished) * len(config.search_spec()):,} model fits of up to "
-                         f"{_max_steps(config):,} steps, at worst about {hours:,.1f} h on this machine "
+        fits = sum(len(p.search_spec()) for p in unfinished)
+        steps = max(int(p.protocol.get("max_steps", Protocol.max_steps)) for p in unfinished)
+        raise SweepError(f"this sweep is {fits:,} model fits of up to {steps:,} steps, at worst about "
+                         f"{hours:,.1f} h on this machine "
                          f"({workers} worker{'s' * (workers != 1)}); use --yes or a smaller grid")
     if backend == "local":
         runner: Backend = lambda todo: run_local(todo, workers, threads, device, str(folder.path))  # noqa: E731

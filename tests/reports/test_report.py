@@ -233,6 +233,23 @@ def test_runs_group_by_their_search_not_by_the_trial_it_selected(grid):
     assert len(aggregate(grid + other)) == len(aggregate(grid)) + 1
 
 
+def test_a_curve_whose_small_sizes_had_a_wider_search_stays_one_curve(grid):
+    """A sweep's [[overrides]] may widen the search of some sizes: the curve keeps all its sizes, its label
+    names each search with the sizes it measured, and nothing else changes."""
+    wider = copy.deepcopy(grid)
+    for r in wider:
+        if r.task["n_examples"] == 16:
+            r.search = {"lrs": [0.001, 0.002], "batch_sizes": [64], "inits": 3}
+    groups = aggregate(wider)
+    label = f"n=16: lr 0.001,0.002 · batch 64 · 3 inits; n=32,64: lr {LR:g} · batch 64"
+    assert {g.key.search for g in groups} == {label}
+    assert [(g.n_runs, g.mean) for g in groups] == [(g.n_runs, g.mean) for g in aggregate(grid)]
+    rows = frontier(groups)
+    assert [r.largest_fitted for r in rows] == [r.largest_fitted for r in frontier(aggregate(grid))]
+    assert all(r.sizes_tried == list(SIZES) for r in rows)
+    assert markdown_report(groups, rows).count(label) >= 2  # one table per setting, all sizes as its columns
+
+
 @pytest.mark.parametrize("a, b", [
     ({"lrs": [0.01], "batch_sizes": [32]}, {"lrs": [0.01], "batch_sizes": [64]}),
     ({"lrs": [0.001, 0.003, 0.03], "batch_sizes": [64]}, {"lrs": [0.001, 0.01, 0.03], "batch_sizes": [64]}),

@@ -79,6 +79,16 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     ({"search": {"lr": [0.01], "prune": "yes"}}, r"\[search\]: search prune must be true or false, got 'yes'"),
     ({"search": {"lr": [0.01], "inits": 0}}, r"\[search\]: search inits must be a positive integer, got 0"),
     ({"search": {"batch_size": [0]}}, r"\[search\]: search batch size must be a positive integer"),
+    ({"overrides": {"n_examples": [12]}}, r"overrides must be an array of tables"),
+    ({"overrides": [{"search": {"inits": 2}}]}, r"\[\[overrides\]\] #1 selects no points; give at least one of tasks"),
+    ({"overrides": [{"n_examples": [12]}]}, r"#1 changes nothing; give a search or a protocol table"),
+    ({"overrides": [{"n_examples": [12], "seeds": [0], "search": {}}]}, r"#1 has unknown keys seeds; valid: tasks,"),
+    ({"overrides": [{"n_examples": [100], "search": {"inits": 2}}]},
+     r"#1 n_examples \[100\] names values not in the grid's n_examples \[12, 24\]"),
+    ({"overrides": [{"cells": ["lstm"], "search": {"inits": 2}}]}, r"#1 cells \['lstm'\] names values not in"),
+    ({"overrides": [{"n_examples": [12], "search": {"inits": 0}}]}, r"#1: search inits must be a positive integer"),
+    ({"overrides": [{"n_examples": [12], "search": {"momentum": 1}}]}, r"#1 search has unknown keys momentum"),
+    ({"overrides": [{"n_examples": [12], "protocol": {"lr": 1}}]}, r"#1 protocol has unknown keys lr; valid: max_st"),
 ])
 def test_bad_configs_are_refused_before_any_work(changes, match):
     with pytest.raises(SweepError, match=match):
@@ -99,6 +109,26 @@ def test_a_search_over_initialisations_reaches_each_points_measurement():
     assert point.search == {"lrs": [0.01, 0.03], "batch_sizes": [64], "prune": False, "inits": 3}
     m = measurement(point, "cpu")
     assert (len(m.search), m.search.inits, m.search.prune) == (6, 3, False)
+
+
+def test_overrides_widen_the_search_and_budget_of_the_points_they_select():
+    wide = {"n_examples": [12], "search": {"lr": [0.003, 0.01], "inits": 3}, "protocol": {"max_steps": 40}}
+    later = {"cells": ["gru"], "n_examples": 12, "protocol": {"max_steps": 50}}  # a later override wins
+    cfg = config(overrides=[wide, later])
+    by_stem = {p.stem: p for p in cfg.points()}
+    small, large = by_stem["Seq2Vec-CatCat-v0_rnn_n12_T3_h4_seed0"], by_stem["Seq2Vec-CatCat-v0_rnn_n24_T3_h4_seed0"]
+    assert small.search == {"lrs": [0.003, 0.01], "batch_sizes": [64], "prune": True, "inits": 3}
+    assert small.protocol == {**PROTOCOL, "max_steps": 40}
+    assert large.search == {"lrs": [0.01], "batch_sizes": [64], "prune": True} and large.protocol == PROTOCOL
+    assert by_stem["Seq2Vec-CatCat-v0_gru_n12_T3_h4_seed1"].protocol["max_steps"] == 50
+    assert by_stem["Seq2Vec-CatCat-v0_gru_n24_T3_h4_seed1"].protocol["max_steps"] == 10
+    assert len(measurement(small, "cpu").search) == 6 and measurement(small, "cpu").protocol.max_steps == 40
+    # points with other settings train in their own job, and the worst case counts each point's own search
+    assert len(group_points(cfg.points())) == 2 * len(group_points(config().points()))
+    assert estimate_hours([small], 1) == pytest.approx(4 * 6 * estimate_hours([large], 1))
+    assert SweepConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(SweepError, match=r"\[\[overrides\]\] #1 protocol: max_steps must be a positive integer"):
+        config(overrides=[{"n_examples": [12], "protocol": {"max_steps": 0}}]).validate()
 
 
 def test_config_errors_found_by_validation(tmp_path):
@@ -435,15 +465,15 @@ QUICK_HUGE = {"max_steps": 10**12, "eval_every": 1, "patience": 1, "max_decays":
 
 def test_estimate_hours_scales_with_steps_trials_and_workers():
     points = config(cells=["rnn"]).points()
-    one = estimate_hours(points, config().search_spec(), workers=1)
+    one = estimate_hours(points, workers=1)
     assert 0 < one < LIMIT_HOURS
     twice = config(cells=["rnn"], protocol={**PROTOCOL, "max_steps": 20}).points()
-    assert estimate_hours(twice, config().search_spec(), 1) == pytest.approx(2 * one)
-    two_lrs = config(search={"lr": [0.01, 0.03]}).search_spec()
-    assert estimate_hours(points, two_lrs, 1) == pytest.approx(2 * one)
-    assert estimate_hours(points, config().search_spec(), 4) == pytest.approx(one / 4)
+    assert estimate_hours(twice, 1) == pytest.approx(2 * one)
+    two_lrs = config(cells=["rnn"], search={"lr": [0.01, 0.03]}).points()
+    assert estimate_hours(two_lrs, 1) == pytest.approx(2 * one)
+    assert estimate_hours(points, 4) == pytest.approx(one / 4)
     huge = config(cells=["rnn"], protocol=QUICK_HUGE).points()
-    assert estimate_hours(huge, config().search_spec(), 1) > LIMIT_HOURS
+    assert estimate_hours(huge, 1) > LIMIT_HOURS
 
 
 def test_a_sweep_whose_worst_case_is_too_long_is_refused_unless_yes(tmp_path):
