@@ -27,6 +27,7 @@ from memtasks.errors import (
     UnknownTaskError,
 )
 from memtasks.tasks import grid as _grid  # registers the 16 grid settings
+from memtasks.tasks import recall as _recall  # registers the delayed-recall tasks
 from memtasks.tasks.params import Param
 from memtasks.tasks.registration import (
     load_plugins,
@@ -40,6 +41,7 @@ from memtasks.tasks.task import Task, TaskInfo, TaskSpec
 from memtasks.version import __version__
 
 SETTINGS = _grid.SETTINGS
+RECALL_TASKS = _recall.RECALL_TASKS
 load_plugins()
 
 # Models and training pull in torch and Lightning (seconds to import), so these load on first use: the

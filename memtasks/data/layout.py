@@ -13,6 +13,9 @@ Seq2Vec    x_1..x_T                                     the last step     T
 Vec2Seq    one input at step 1, then T-1 blanks         all T             T
 =========  ===========================================  ================  =====
 
+A Seq2Seq layout may also hold ``delay`` D unscored blank steps between the input and the answer (L = T+D+J):
+the delayed-recall tasks of :mod:`memtasks.tasks.recall` use it.
+
 Three per-step index arrays describe a kind completely: which stored input step is shown at each
 model step (-1: a blank), which stored target step is shown as feedback (-1: the start marker) and
 which stored target step is scored (-1: not scored). One vectorised routine, :meth:`Layout.assemble`,
@@ -47,7 +50,8 @@ class Layout:
     """The shape of one task's sequences, and the mapping from stored arrays to model steps.
 
     ``in_size`` is ``in_vocab`` (categorical inputs) or ``in_dim`` (real inputs); ``out_size`` is
-    ``out_classes`` or ``out_dim``. ``seq_len`` is T; ``out_len`` is J (Seq2Seq only, else None).
+    ``out_classes`` or ``out_dim``. ``seq_len`` is T; ``out_len`` is J (Seq2Seq only, else None); ``delay``
+    (Seq2Seq only) is D unscored blank steps between the input and the answer, so L = T + D + J.
     """
 
     kind: str
@@ -57,6 +61,7 @@ class Layout:
     out_size: int
     seq_len: int
     out_len: int | None = None
+    delay: int = 0
     # Derived in __post_init__: per model step, the stored input step shown (-1: blank), the stored
     # target step fed back (-1: start marker) and the stored target step scored (-1: not scored).
     x_index: np.ndarray = field(init=False, repr=False, compare=False)
@@ -70,6 +75,8 @@ class Layout:
             raise ValueError(f"x_type and y_type must be 'cat' or 'real', got {self.x_type!r}, {self.y_type!r}")
         if (self.out_len is not None) != (self.kind == "Seq2Seq"):
             raise ValueError("out_len is given for Seq2Seq and only for Seq2Seq")
+        if not isinstance(self.delay, int) or self.delay < 0 or (self.delay and self.kind != "Seq2Seq"):
+            raise ValueError(f"delay must be a non-negative integer, and only Seq2Seq has one; got {self.delay!r}")
         T = self.seq_len
         steps = np.arange(self.length)
         none = np.full(self.length, -1, dtype=np.int64)
@@ -77,7 +84,7 @@ class Layout:
             x_index, feedback, y_index = steps, steps - 1, steps
         elif self.kind == "Seq2Seq":
             x_index = np.where(steps < T, steps, -1)
-            feedback, y_index = none, np.where(steps >= T, steps - T, -1)
+            feedback, y_index = none, np.where(steps >= T + self.delay, steps - T - self.delay, -1)
         elif self.kind == "Seq2Vec":
             x_index, feedback = steps, none
             y_index = np.where(steps == T - 1, 0, -1)
@@ -92,7 +99,7 @@ class Layout:
     @property
     def length(self) -> int:
         """L, the number of steps fed to the model."""
-        return self.seq_len + (self.out_len or 0)
+        return self.seq_len + self.delay + (self.out_len or 0)
 
     @property
     def in_len(self) -> int:
@@ -167,14 +174,17 @@ class Layout:
         return names
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (stored in data files and hashed into fingerprints)."""
-        return {"kind": self.kind, "x_type": self.x_type, "y_type": self.y_type, "in_size": self.in_size,
-                "out_size": self.out_size, "seq_len": self.seq_len, "out_len": self.out_len}
+        """JSON-ready form (stored in data files and hashed into fingerprints; ``delay`` only when there is one,
+        so that layouts without a delay keep the form, and the fingerprints, they always had)."""
+        d = {"kind": self.kind, "x_type": self.x_type, "y_type": self.y_type, "in_size": self.in_size,
+             "out_size": self.out_size, "seq_len": self.seq_len, "out_len": self.out_len}
+        return {**d, "delay": self.delay} if self.delay else d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layout:
         """Inverse of :meth:`to_dict`."""
-        return cls(**{k: d[k] for k in ("kind", "x_type", "y_type", "in_size", "out_size", "seq_len", "out_len")})
+        keys = ("kind", "x_type", "y_type", "in_size", "out_size", "seq_len", "out_len")
+        return cls(**{k: d[k] for k in keys}, delay=d.get("delay", 0))
 
     # ----- assembly ----------------------------------------------------------------------------
     def x_stream(self, x: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:

@@ -79,7 +79,7 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
     console = console or Console(stderr=True, highlight=False)
     points = config.validate()
     Protocol(device=device)
-    workers = workers or os.cpu_count() or 1
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1 or threads < 1:
         raise SweepError(f"workers and threads must be positive integers, got {workers} and {threads}")
     folder = SweepFolder(root, config)

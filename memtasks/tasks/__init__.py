@@ -5,5 +5,6 @@
 - :mod:`~memtasks.tasks.task`: ``TaskSpec`` (an id, its entry point and kwargs) and the ``Task`` base class;
 - :mod:`~memtasks.tasks.registration`: ``register``, ``make``, ``spec``, ``registry``, plugins;
 - :mod:`~memtasks.tasks.teacher`: the seeded random RNN behind ``source="teacher"``;
-- :mod:`~memtasks.tasks.grid`: the 16 settings (importing it registers them).
+- :mod:`~memtasks.tasks.grid`: the 16 settings (importing it registers them);
+- :mod:`~memtasks.tasks.recall`: the delayed-recall tasks of the per-unit capacity study.
 """

@@ -26,7 +26,9 @@ def test_list_shows_all_sixteen_settings():
         assert sid in result.output
     rows = json.loads(run("list", "--json").output)
     assert {r["id"] for r in rows} >= set(memtasks.SETTINGS)
-    assert rows[0]["entry_point"].startswith("memtasks.tasks.grid:")
+    by_id = {r["id"]: r for r in rows}
+    assert all(by_id[sid]["entry_point"].startswith("memtasks.tasks.grid:") for sid in memtasks.SETTINGS)
+    assert by_id["DelayedRecall-Real-v0"]["entry_point"] == "memtasks.tasks.recall:DelayedRecallReal"
 
 
 def test_show_every_setting(setting):

@@ -1,0 +1,125 @@
+"""``memtasks study``: the papers' experiments, each a set of sweeps and the files that answer one question."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from memtasks.cli.common import BadInput, Failure, err, out, writable_dir
+
+#: Each study: its module under memtasks.studies and its default output folder.
+STUDIES = {"capacity": ("capacity", "baselines/studies/capacity"),
+           "per-unit": ("per_unit", "baselines/studies/per-unit")}
+
+
+def _cells(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    cells = [c.strip() for c in value.split(",") if c.strip()]
+    if not cells:
+        raise BadInput(f"--cells {value!r}: give comma-separated cells, e.g. --cells rnn,gru")
+    return cells
+
+
+def _study_options(fn: Any) -> Any:
+    options = [
+        click.option("--cells", callback=_cells, help="Cells, comma-separated (default: the eight built-in cells)."),
+        click.option("--scale", type=float, default=1.0, show_default=True,
+                     help="Multiply the step budget and the number of seeds (1 is the committed size)."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where to write the figure, data and README (default: the committed folder under "
+                          "baselines/studies/)."),
+        click.option("--runs", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+                     show_default=True, help="Root folder of the study's sweeps (resumable)."),
+        click.option("--from", "source", type=click.Path(file_okay=False, path_type=Path),
+                     help="Rewrite the outputs from a study folder's results.jsonl and study.json; trains nothing."),
+        click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True),
+        click.option("--workers", type=int, help="Parallel jobs (default: the number of CPU cores)."),
+        click.option("--address", help="Ray cluster address (default: local Ray)."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps."),
+        click.option("--progress/--no-progress", default=None, help="Progress display (default: on a terminal)."),
+        click.option("--yes", is_flag=True, help="Run even if a sweep's worst-case estimate is many hours."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run_study(study: str, cells: list[str] | None, scale: float, out_dir: Path | None, root: Path,
+               source: Path | None, backend: str, workers: int | None, address: str | None, device: str,
+               progress: bool | None, yes: bool) -> None:
+    # deferred: studies import torch, Lightning and matplotlib (keeps start-up fast)
+    import importlib
+
+    from memtasks.reports import export_jsonl
+    from memtasks.studies import common
+
+    module = importlib.import_module(f"memtasks.studies.{STUDIES[study][0]}")
+    target = out_dir or source or Path(STUDIES[study][1])
+    if source is not None:
+        if cells is not None or scale != 1.0:
+            raise BadInput("--from rewrites a finished study's outputs; it takes no --cells or --scale")
+        results = common.load_results(source)
+        info = common.read_study_json(source / "study.json")
+        writable_dir(target)
+        if target.resolve() != source.resolve():
+            export_jsonl(results, target / "results.jsonl")
+            (target / "study.json").write_text((source / "study.json").read_text())
+    else:
+        configs = module.configs(cells or list(common.BUILTIN_CELLS), scale)
+        writable_dir(target)
+        show = sys.stderr.isatty() if progress is None else progress
+        run = common.run_sweeps(configs, root, backend=backend, workers=workers, device=device, address=address,
+                                console=err, progress=show, yes=yes)
+        if run.failed:
+            raise Failure(f"{run.failed} run(s) failed (listed above); run the study again to retry them")
+        results = run.results
+        export_jsonl(results, target / "results.jsonl")
+        command = _command(study, cells, scale, workers, backend)
+        common.write_study_json(target / "study.json", study, configs, run, workers, command)
+        info = common.read_study_json(target / "study.json")
+    written = module.write_outputs(results, target, info)
+    for line in module.summary_lines(results):
+        out.print(line, soft_wrap=True)
+    out.print(f"{len(results)} runs; wrote {', '.join(p.name for p in written)} and results.jsonl, study.json to "
+              f"{target}", soft_wrap=True)
+
+
+def _command(study: str, cells: list[str] | None, scale: float, workers: int | None, backend: str) -> str:
+    """The command that reproduces a study's results (its folders aside)."""
+    args = ["memtasks", "study", study]
+    if cells is not None:
+        args += ["--cells", ",".join(cells)]
+    if scale != 1.0:
+        args += ["--scale", f"{scale:g}"]
+    if workers is not None:
+        args += ["--workers", str(workers)]
+    if backend != "local":
+        args += ["--backend", backend]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+@click.group("study")
+def study_group() -> None:
+    """Reproduce the papers' experiments: each study is sweeps underneath (resumable, --backend ray) and writes
+    a figure, its data (CSV/JSON) and a README. See docs/studies.md."""
+
+
+@study_group.command("capacity", short_help="Bits stored per parameter, per cell (Collins et al. 2017).")
+@_study_options
+def capacity_cmd(**kw: Any) -> None:
+    """Bits stored per parameter (Collins et al. 2017): every cell at four parameter budgets, training sets of
+    0.5 to 8 bits per parameter, and a check with four times the steps."""
+    _run_study("capacity", **kw)
+
+
+@study_group.command("per-unit", short_help="Reals recalled per hidden unit, per cell (Collins et al. 2017).")
+@_study_options
+def per_unit_cmd(**kw: Any) -> None:
+    """Reals recalled per hidden unit (Collins et al. 2017): cells with N = 8, 16, 32 units recall a vector of
+    N/4 to 4N numbers after a delay (DelayedRecall-Real-v0); held-out R² against dim/N."""
+    _run_study("per-unit", **kw)

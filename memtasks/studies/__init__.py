@@ -1,0 +1,11 @@
+"""Studies: the experiments of the papers memtasks builds on, each a set of sweeps and the figures, data and
+README that answer one question.
+
+- :mod:`~memtasks.studies.common`: running a study's sweeps, its files (results, CSV, ``study.json``);
+- :mod:`~memtasks.studies.capacity`: bits stored per parameter (Collins et al. 2017, per-parameter capacity);
+- :mod:`~memtasks.studies.per_unit`: real numbers recalled per hidden unit (Collins et al. 2017, per-unit
+  capacity) on ``DelayedRecall-Real-v0``.
+
+Every study is resumable (its sweeps skip finished points), runs on the local pool or Ray, takes ``scale`` for
+bigger machines, and regenerates its outputs byte for byte from its committed ``results.jsonl``.
+"""

@@ -1,0 +1,216 @@
+"""What every study shares: its sweeps run in turn, its results read back, and its plain files written.
+
+A study is a list of :class:`~memtasks.sweeps.config.SweepConfig` s (run by :func:`run_sweeps` through the sweep
+machinery, so it resumes and runs on Ray) followed by an analysis of their results. Its committed folder holds
+``results.jsonl`` (every run, histories dropped), ``study.json`` (what ran, where, how long), the CSV tables, the
+figure with the data it plots, and a README generated from all of these.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import memtasks
+from memtasks.errors import MemtasksError
+from memtasks.fitting.result import RunResult
+
+#: The eight built-in cells, in the cell registry's order.
+BUILTIN_CELLS = ("rnn", "irnn", "lstm", "gru", "ugrnn", "intersection", "nlstm", "mlp")
+
+
+class StudyError(MemtasksError, ValueError):
+    """A study's options are invalid, or its results cannot be analysed."""
+
+
+def check_scale(scale: float) -> float:
+    """``scale`` multiplies a study's step budget and seeds; it must be a positive, finite number."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise StudyError(f"scale must be a positive number (1 is the committed size), got {scale!r}")
+    return float(scale)
+
+
+def scaled_steps(steps: int, scale: float) -> int:
+    """A step budget times ``scale`` (at least 10 steps)."""
+    return max(10, round(steps * scale))
+
+
+def scaled_seeds(seeds: int, scale: float) -> list[int]:
+    """``seeds`` seeds times ``scale`` (at least one): 0, 1, …"""
+    return list(range(max(1, round(seeds * scale))))
+
+
+def sweep_name(study: str, cells: Sequence[str], scale: float, cells_default: Sequence[str] = BUILTIN_CELLS) -> str:
+    """The folder name of a study's sweep: another scale or cell list is another folder, never a clash."""
+    name = f"study-{study}"
+    if scale != 1:
+        name += f"-x{scale:g}"
+    if list(cells) != list(cells_default):
+        name += "-" + re.sub(r"[^\w.-]+", "-", "-".join(cells))
+    return name
+
+
+@dataclass
+class StudyRun:
+    """The outcome of running a study's sweeps."""
+
+    results: list[RunResult]
+    wall_time_s: float
+    failed: int
+
+
+def run_sweeps(configs: Sequence[Any], root: str | Path, *, backend: str = "local", workers: int | None = None,
+               threads: int = 1, device: str = "cpu", address: str | None = None, console: Any = None,
+               progress: bool = False, yes: bool = False) -> StudyRun:
+    """Run ``configs`` in turn into ``root`` (finished points are skipped) and read every result back."""
+    from memtasks.reports import load_runs
+    from memtasks.sweeps.runner import run_sweep
+
+    for config in configs:  # every config is checked before the first one runs
+        config.validate()
+    results: list[RunResult] = []
+    seconds, failed = 0.0, 0
+    for config in configs:
+        summary = run_sweep(config, root, backend=backend, workers=workers, threads=threads, device=device,
+                            address=address, console=console, progress=progress, yes=yes)
+        seconds += summary.wall_time_s
+        failed += len(summary.failed)
+        results += load_runs(summary.path)[0]
+    return StudyRun(results, seconds, failed)
+
+
+def sweep_point(run: RunResult) -> dict[str, Any]:
+    """The grid point a run measured (every study run comes from a sweep)."""
+    point = run.extra.get("sweep_point")
+    if not isinstance(point, dict):
+        raise StudyError(f"run {run.task['id']} / {run.cell['name']} was not made by a sweep: it has no sweep point")
+    return point
+
+
+def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
+    """Mean and population standard deviation, or (None, None) for no values."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return None, None
+    mean = sum(vals) / len(vals)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    """A number for tables: fixed digits, '–' for none."""
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """A CSV file with ``header``; floats written with 6 significant digits, None as empty."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for row in rows:
+            w.writerow(["" if v is None else f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    return path
+
+
+def machine() -> dict[str, Any]:
+    """Where a study ran: enough to read its time (cores, processor, torch)."""
+    import os
+
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "processor": _cpu_model(),
+            "platform": platform.platform(terse=True), "python": platform.python_version(),
+            "torch": torch.__version__, "memtasks": memtasks.__version__}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name where the system says it (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_study_json(path: Path, study: str, configs: Sequence[Any], run: StudyRun, workers: int | None,
+                     command: str) -> Path:
+    """``study.json``: the sweeps, the command, the time and the machine of a study's run."""
+    data = {"study": study, "command": command, "wall_time_s": round(run.wall_time_s, 1), "workers": workers,
+            "runs": len(run.results), "failed": run.failed, "machine": machine(),
+            "sweeps": [c.to_dict() for c in configs]}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_study_json(path: Path) -> dict[str, Any]:
+    """Read back ``study.json`` (one clear error if it is missing or malformed)."""
+    if not path.is_file():
+        raise StudyError(f"{path}: no such file; a study folder holds results.jsonl and study.json")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "wall_time_s" not in data:
+        raise StudyError(f"{path}: not a study.json (it has no wall_time_s)")
+    return data
+
+
+def load_results(folder: Path) -> list[RunResult]:
+    """The runs of a committed study folder (its ``results.jsonl``)."""
+    from memtasks.reports import load_runs
+
+    path = folder / "results.jsonl"
+    if not path.is_file():
+        raise StudyError(f"{path}: no such file; run the study first, or give the folder it wrote")
+    return load_runs(path)[0]
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (imported on first use: only drawing needs it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, data: Any, out_dir: Path, name: str) -> list[Path]:
+    """``NAME.png`` (fixed dpi, no date or software metadata: the same data give the same bytes) and
+    ``NAME.json``, exactly the data plotted."""
+    fig.tight_layout()
+    png = out_dir / f"{name}.png"
+    fig.savefig(png, dpi=110, metadata={"Software": None})
+    pyplot().close(fig)
+    plotted = out_dir / f"{name}.json"
+    plotted.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return [png, plotted]
+
+
+def reproduce_lines(name: str, folder: str, study: dict[str, Any]) -> list[str]:
+    """A study README's closing section: the time and machine, the command, ``--scale`` and ``--from``."""
+    return ["", "## Reproduce", "",
+            f"Measured in **{time_text(study['wall_time_s'])}** on {machine_text(study)} with "
+            f"`--workers {study.get('workers')}`.", "", "```bash", study["command"], "```", "",
+            "`--scale 4` trains four times the steps with four times the seeds (a bigger machine or "
+            "`--backend ray`). Regenerate this folder from its results (byte-identical):", "", "```bash",
+            f"memtasks study {name} --from {folder}", "```", ""]
+
+
+def machine_text(study: dict[str, Any]) -> str:
+    """``2 CPU cores (x86_64), torch 2.13.0`` from a ``study.json``."""
+    m = study.get("machine", {})
+    return f"{m.get('cpu_count', '?')} CPU cores ({m.get('processor', '?')}), torch {m.get('torch', '?')}"
+
+
+def time_text(seconds: float) -> str:
+    """``2541 s (42 min)``, or ``8 s`` under a minute."""
+    return f"{seconds:.0f} s ({seconds / 60:.0f} min)" if seconds >= 60 else f"{seconds:.0f} s"

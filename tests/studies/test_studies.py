@@ -1,0 +1,134 @@
+"""The Collins et al. studies: their grids, their analysis on known numbers, and each end to end at a tiny size."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from memtasks.studies import capacity, per_unit
+from memtasks.studies.common import StudyError, sweep_name
+from tests.helpers import ROOT, assert_bad_input, run
+
+
+def test_the_capacity_grid_reaches_past_five_bits_per_parameter_at_four_budgets():
+    main, check = capacity.configs()
+    assert main.cells == ["rnn", "irnn", "lstm", "gru", "ugrnn", "intersection", "nlstm", "mlp"]
+    assert len(main.params) >= 4 and max(main.bits_per_param) > 5 > min(main.bits_per_param)
+    assert main.protocol["max_steps"] == capacity.MAX_STEPS and main.seeds == [0, 1]
+    assert check.params == [min(main.params)] and check.bits_per_param == [max(main.bits_per_param)]
+    assert check.protocol["max_steps"] == capacity.CHECK_FACTOR * capacity.MAX_STEPS
+    scaled, _ = capacity.configs(scale=4)
+    assert scaled.protocol["max_steps"] == 4 * capacity.MAX_STEPS and scaled.seeds == list(range(8))
+    assert scaled.name != main.name and capacity.configs(["gru"])[0].name == "study-capacity-gru"
+    with pytest.raises(StudyError, match="scale must be a positive number"):
+        capacity.configs(scale=0)
+
+
+def test_the_per_unit_grid_spans_a_quarter_to_four_times_the_units():
+    configs = per_unit.configs()
+    dims = {(c.hidden[0], c.task_kwargs["dim"]) for c in configs}
+    assert {n for n, _ in dims} == set(per_unit.HIDDEN)
+    for n in per_unit.HIDDEN:
+        ratios = sorted(d / n for m, d in dims if m == n)
+        assert ratios[0] == 0.25 and ratios[-1] == 4.0
+    for c in configs:  # the encoder is as wide as the input: the hidden units are the only bottleneck
+        assert c.embed_dim == c.task_kwargs["dim"] + 1 and c.tasks == [per_unit.TASK] and c.seq_len == [1]
+    assert len({c.name for c in configs}) == len(configs)
+    assert sweep_name("per-unit", ["rnn", "my.mod:cell"], 0.5) == "study-per-unit-x0.5-rnn-my.mod-cell"
+
+
+@pytest.mark.parametrize("curve, expected", [
+    ([(0.25, 1.0), (0.5, 0.99), (1.0, 0.95), (2.0, 0.5), (4.0, 0.25)], (2 ** (0.05 / 0.45), "=")),
+    ([(0.25, 0.5), (0.5, 0.2)], (0.25, "<")),
+    ([(0.25, 1.0), (4.0, 0.95)], (4.0, ">")),
+    ([(1.0, 0.9), (2.0, 0.89)], (1.0, "=")),  # exactly at the level: the crossing is there
+])
+def test_the_recall_threshold_interpolates_in_log_dim(curve, expected):
+    value, relation = per_unit.threshold(curve)
+    assert relation == expected[1] and value == pytest.approx(expected[0])
+
+
+def test_bits_per_real_is_the_gaussian_channel_capacity():
+    assert per_unit.bits_per_real(0.75) == pytest.approx(1.0)  # 1/(1-R²) = 4: one bit
+    assert per_unit.bits_per_real(-0.2) == 0.0 and per_unit.bits_per_real(1.0) == 8.0
+    assert per_unit.bits_per_real(1 - 2 ** -20) == 8.0  # capped like every real target
+
+
+def test_capacity_study_end_to_end_at_a_tiny_size(tmp_path):
+    out = tmp_path / "capacity"
+    result = run("study", "capacity", "--cells", "rnn", "--scale", "0.005", "--runs", str(tmp_path / "runs"),
+                 "--out", str(out), "--workers", "1", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "rnn:" in result.output and "bits/param" in result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"results.jsonl", "study.json", "capacity.csv", "best.csv", "bits_vs_params.png",
+            "bits_vs_params.json", "README.md"} <= names
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4 * 5 + 1  # four budgets x five sizes x one seed, and the budget check
+    study = json.loads((out / "study.json").read_text())
+    assert study["study"] == "capacity" and study["wall_time_s"] > 0 and len(study["sweeps"]) == 2
+    plotted = json.loads((out / "bits_vs_params.json").read_text())
+    assert len(plotted["bits_vs_params"]["rnn"]["params"]) == 4
+    readme = (out / "README.md").read_text()
+    assert "5 bits per parameter" in readme and "memtasks study capacity --cells rnn" in readme
+    assert "Would more steps change it?" in readme and "| rnn |" in readme
+    # the outputs are a pure function of results.jsonl and study.json
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = run("study", "capacity", "--from", str(out))
+    assert again.exit_code == 0, again.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # and the sweeps resume: a second run trains nothing and gives the same results
+    rerun = run("study", "capacity", "--cells", "rnn", "--scale", "0.005", "--runs", str(tmp_path / "runs"),
+                "--out", str(out), "--workers", "1", "--no-progress")
+    assert rerun.exit_code == 0 and "0 to run" in rerun.stderr
+    assert (out / "results.jsonl").read_bytes() == before["results.jsonl"]
+
+
+def test_per_unit_study_end_to_end_at_a_tiny_size(tmp_path):
+    out = tmp_path / "per-unit"
+    result = run("study", "per-unit", "--cells", "gru", "--scale", "0.005", "--runs", str(tmp_path / "runs"),
+                 "--out", str(out), "--workers", "1", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "gru: R² < 0.9 at dim/N" in result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"results.jsonl", "study.json", "recall.csv", "thresholds.csv", "recall_vs_dim.png",
+            "recall_vs_dim.json", "README.md"} <= names
+    rows = (out / "recall.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(per_unit.HIDDEN) * len(per_unit.RATIOS)
+    curves = json.loads((out / "recall_vs_dim.json").read_text())
+    assert curves["gru"]["dim_per_unit"] == list(per_unit.RATIOS)
+    for r2, reals, x in zip(curves["gru"]["r2"], curves["gru"]["reals_per_unit"], per_unit.RATIOS):
+        assert -10 < r2 <= 1 and reals == pytest.approx(x * max(r2, 0), abs=0.05) or math.isnan(r2)
+    readme = (out / "README.md").read_text()
+    assert "one real number per hidden unit" in readme and "| gru |" in readme
+
+
+def test_bad_study_input_is_one_line(tmp_path):
+    assert_bad_input(run("study", "capacity", "--scale", "0", "--out", str(tmp_path / "o")),
+                     "scale must be a positive number")
+    assert_bad_input(run("study", "per-unit", "--from", str(tmp_path / "missing")), "results.jsonl: no such file")
+    assert_bad_input(run("study", "capacity", "--cells", "lstn", "--scale", "0.01", "--runs", str(tmp_path / "r"),
+                         "--out", str(tmp_path / "o")), "unknown cell 'lstn'")
+    assert_bad_input(run("study", "capacity", "--from", str(tmp_path), "--scale", "2"), "takes no --cells or --scale")
+    assert_bad_input(run("study", "per-unit", "--cells", " , "), "--cells ' , ': give comma-separated cells")
+    assert_bad_input(run("study", "capacity", "--workers", "0", "--scale", "0.01", "--runs", str(tmp_path / "r"),
+                         "--out", str(tmp_path / "o")), "workers and threads must be positive")
+    assert not (tmp_path / "r").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("study, files", [
+    ("capacity", ("README.md", "capacity.csv", "best.csv", "bits_vs_params.json")),
+    ("per-unit", ("README.md", "recall.csv", "thresholds.csv", "recall_vs_dim.json")),
+])
+def test_the_committed_studies_regenerate_from_their_results(study, files, tmp_path):
+    """Every number in a committed study's README and tables comes from its committed results.jsonl."""
+    folder = ROOT / "baselines" / "studies" / study
+    result = run("study", study, "--from", str(folder), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    for name in files:
+        assert (tmp_path / name).read_text() == (folder / name).read_text(), name
+    info = json.loads((folder / "study.json").read_text())
+    assert info["command"] == f"memtasks study {study} --workers 2" and info["failed"] == 0
+    assert info["wall_time_s"] < 3600  # each study within the hour on the 2-core machine it reports
