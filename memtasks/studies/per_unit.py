@@ -223,10 +223,11 @@ def _figure(pts: Sequence[Point], out_dir: Path) -> list[Path]:
     plt = pyplot()
     curves = _curves(pts)
     colors = plt.get_cmap("tab10")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.8))
     for i, (cell, c) in enumerate(curves.items()):
         left.errorbar(c["dim_per_unit"], c["r2"], yerr=c["r2_sd"], marker="o", ms=4, capsize=2, color=colors(i % 10),
                       label=cell)
+        middle.plot(c["dim_per_unit"], c["bits_per_real"], marker="o", ms=4, color=colors(i % 10), label=cell)
         right.plot(c["dim_per_unit"], c["reals_per_unit"], marker="o", ms=4, color=colors(i % 10), label=cell)
     xs = sorted({x for c in curves.values() for x in c["dim_per_unit"]})
     fine = [2 ** (math.log2(xs[0]) + k * (math.log2(xs[-1]) - math.log2(xs[0])) / 100) for k in range(101)]
@@ -236,6 +237,11 @@ def _figure(pts: Sequence[Point], out_dir: Path) -> list[Path]:
              title="Recall after a delay, held-out vectors", ylim=(-0.05, 1.05))
     left.set_xscale("log", base=2)
     left.legend(fontsize=7, ncol=2)
+    middle.plot(fine, [bits_per_real(min(1.0, 1 / x)) for x in fine], "k:", lw=1, label="best N-dim subspace")
+    middle.set(xlabel="dim / N", ylabel="bits per recalled number, ½ log₂(1/(1 − R²))",
+               title="Information per recalled number")
+    middle.set_xscale("log", base=2)
+    middle.legend(fontsize=7, ncol=2)
     right.axhline(1.0, color="k", ls="--", lw=1, label="1 real per unit (Collins et al.)")
     right.set(xlabel="dim / N", ylabel="reals recalled per unit (dim · R² / N)", title="Reals recalled per hidden unit")
     right.set_xscale("log", base=2)
@@ -268,8 +274,9 @@ def _readme(pts: Sequence[Point], cells: Sequence[dict[str, Any]], study: dict[s
         "![recall against dim/N](recall_vs_dim.png)",
         "",
         "*Left: held-out R² of the recalled vector against dim/N (mean over N and seeds, ± std); dotted, what the best "
-        "N-dimensional subspace of the input explains (min(1, N/dim)); dashed, R² = 0.9. Right: reals recalled per "
-        "unit, dim · R² / N; dashed, the paper's one real per unit. The paper reports about one real per unit for "
+        "N-dimensional subspace of the input explains (min(1, N/dim)); dashed, R² = 0.9. Middle: the information per "
+        "recalled number, ½ log₂(1/(1 − R²)) (capped at 8 bits). Right: reals recalled per unit, dim · R² / N; "
+        "dashed, the paper's one real per unit. The paper reports about one real per unit for "
         f"every cell; here the cells recall at most {min(c['max_reals_per_unit'] for c in cells):.2f} to "
         f"{max(c['max_reals_per_unit'] for c in cells):.2f} per unit.*",
         "",
