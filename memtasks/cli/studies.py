@@ -32,7 +32,7 @@ def _study_options(fn: Any) -> Any:
                      help="Multiply the step budget and the number of seeds (1 is the committed size)."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Where to write the figure, data and README (default: the committed folder under "
-                          "baselines/studies/)."),
+                          "baselines/studies/ at the committed size, else RUNS/studies/study-NAME-…)."),
         click.option("--runs", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
                      show_default=True, help="Root folder of the study's sweeps (resumable)."),
         click.option("--from", "source", type=click.Path(file_okay=False, path_type=Path),
@@ -59,7 +59,10 @@ def _run_study(study: str, cells: list[str] | None, scale: float, out_dir: Path 
     from memtasks.studies import common
 
     module = importlib.import_module(f"memtasks.studies.{STUDIES[study][0]}")
-    target = out_dir or source or Path(STUDIES[study][1])
+    committed = cells is None and scale == 1.0
+    # Only the committed size writes the committed folder by default: a smaller or larger run must not replace it.
+    target = out_dir or source or (Path(STUDIES[study][1]) if committed else
+                                   root / "studies" / common.sweep_name(study, cells or common.BUILTIN_CELLS, scale))
     if source is not None:
         if cells is not None or scale != 1.0:
             raise BadInput("--from rewrites a finished study's outputs; it takes no --cells or --scale")

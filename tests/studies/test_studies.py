@@ -105,6 +105,15 @@ def test_per_unit_study_end_to_end_at_a_tiny_size(tmp_path):
     assert "one real number per hidden unit" in readme and "| gru |" in readme
 
 
+def test_a_study_of_another_size_never_writes_the_committed_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("study", "per-unit", "--cells", "gru", "--scale", "0.003", "--workers", "1", "--no-progress")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "runs" / "studies" / "study-per-unit-x0.003-gru"
+    assert (out / "README.md").is_file() and (out / "results.jsonl").is_file()
+    assert not (tmp_path / "baselines").exists()
+
+
 def test_bad_study_input_is_one_line(tmp_path):
     assert_bad_input(run("study", "capacity", "--scale", "0", "--out", str(tmp_path / "o")),
                      "scale must be a positive number")
