@@ -18,7 +18,6 @@ where the bits rise, the main figure is a lower bound set by the step budget, no
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from memtasks.studies.common import (
     StudyError,
     check_scale,
     fmt,
+    group_over_seeds,
     mean_std,
     pyplot,
     reproduce_lines,
@@ -99,20 +99,16 @@ class Point:
 
 def points(results: Sequence[RunResult]) -> list[Point]:
     """The runs grouped over seeds into grid points, in a fixed order (cell order as given, budget, size, steps)."""
-    grouped: dict[tuple[str, int, float, int], list[RunResult]] = defaultdict(list)
-    for r in results:
-        if r.best is None:
-            continue
+    def key(r: RunResult) -> tuple[str, int, float, int]:
         p = sweep_point(r)
         if p.get("params") is None or p.get("bits_per_param") is None:
             raise StudyError(f"{r.task['id']} / {r.cell['name']}: a capacity run needs a parameter budget and a "
                              "size in bits per parameter")
-        grouped[(r.cell["name"], int(p["params"]), float(p["bits_per_param"]), int(r.protocol["max_steps"]))].append(r)
-    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
+        return r.cell["name"], int(p["params"]), float(p["bits_per_param"]), int(r.protocol["max_steps"])
+
     out = []
-    for key in sorted(grouped, key=lambda k: (order.get(k[0], len(order)), k[0], k[1], k[2], k[3])):
-        runs = sorted(grouped[key], key=lambda r: sweep_point(r)["seed"])
-        out.append(Point(cell=key[0], budget=key[1], size=key[2], max_steps=key[3],
+    for key_, runs in group_over_seeds(results, key):
+        out.append(Point(cell=key_[0], budget=key_[1], size=key_[2], max_steps=key_[3],
                          params=[int(r.cell["params_total"]) for r in runs],
                          n_examples=[int(r.task["n_examples"]) for r in runs],
                          bits=[float(r.best["train"]["bits"]) for r in runs],  # type: ignore[index]

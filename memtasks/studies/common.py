@@ -94,6 +94,18 @@ def sweep_point(run: RunResult) -> dict[str, Any]:
     return point
 
 
+def group_over_seeds(results: Iterable[RunResult], key: Any) -> list[tuple[tuple[Any, ...], list[RunResult]]]:
+    """Measured runs grouped by ``key(run)`` (a tuple whose first item is the cell), each group's runs in seed
+    order, the groups in cell-registry order and then by key."""
+    grouped: dict[tuple[Any, ...], list[RunResult]] = {}
+    for r in results:
+        if r.best is not None:
+            grouped.setdefault(key(r), []).append(r)
+    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
+    return [(k, sorted(grouped[k], key=lambda r: sweep_point(r)["seed"]))
+            for k in sorted(grouped, key=lambda k: (order.get(k[0], len(order)), *k))]
+
+
 def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
     """Mean and population standard deviation, or (None, None) for no values."""
     vals = [float(v) for v in values]

@@ -33,6 +33,7 @@ from memtasks.studies.common import (
     StudyError,
     check_scale,
     fmt,
+    group_over_seeds,
     mean_std,
     pyplot,
     reproduce_lines,
@@ -117,21 +118,17 @@ class Point:
 
 def points(results: Sequence[RunResult]) -> list[Point]:
     """The runs grouped over seeds, in a fixed order (cells, N, dim)."""
-    grouped: dict[tuple[str, int, int], list[RunResult]] = defaultdict(list)
-    for r in results:
-        if r.best is None:
-            continue
+    def key(r: RunResult) -> tuple[str, int, int]:
         p = sweep_point(r)
         if r.task["id"] != TASK or p.get("hidden") is None:
             raise StudyError(f"{r.task['id']} / {r.cell['name']}: a per-unit run is {TASK} at a fixed hidden size")
-        if r.best.get("test") is None:
+        if r.best.get("test") is None:  # type: ignore[union-attr]
             raise StudyError(f"{TASK} / {r.cell['name']}: the run has no held-out evaluation (n_test=0)")
-        grouped[(r.cell["name"], int(p["hidden"]), int(r.task["kwargs"]["dim"]))].append(r)
-    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
+        return r.cell["name"], int(p["hidden"]), int(r.task["kwargs"]["dim"])
+
     out = []
-    for key in sorted(grouped, key=lambda k: (order.get(k[0], len(order)), k[0], k[1], k[2])):
-        runs = sorted(grouped[key], key=lambda r: sweep_point(r)["seed"])
-        out.append(Point(cell=key[0], hidden=key[1], dim=key[2],
+    for key_, runs in group_over_seeds(results, key):
+        out.append(Point(cell=key_[0], hidden=key_[1], dim=key_[2],
                          test_r2=[float(r.best["test"]["r2"]) for r in runs],  # type: ignore[index]
                          train_r2=[float(r.best["train"]["r2"]) for r in runs],  # type: ignore[index]
                          stops=[r.stop_reason for r in runs]))
