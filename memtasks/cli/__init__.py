@@ -1,12 +1,13 @@
 """The ``memtasks`` command line: ``list``, ``show``, ``generate``, ``cells``, ``run``, ``sweep``, ``report``,
-``study``.
+``study``, ``suite``, ``submit``, ``leaderboard``.
 
 Exit codes: 0 success; 2 bad usage or bad input (one ``Error:`` line on stderr, no traceback); 1 a
 failure while running (set ``MEMTASKS_DEBUG=1`` to see its traceback).
 
 This module holds the ``main`` group and its error handling; each command group lives in its own module
 (:mod:`~memtasks.cli.tasks`, :mod:`~memtasks.cli.cells`, :mod:`~memtasks.cli.run`,
-:mod:`~memtasks.cli.sweeps`, :mod:`~memtasks.cli.studies`) on top of :mod:`~memtasks.cli.common`.
+:mod:`~memtasks.cli.sweeps`, :mod:`~memtasks.cli.studies`,
+:mod:`~memtasks.cli.leaderboard`) on top of :mod:`~memtasks.cli.common`.
 Commands that need torch, Lightning, Ray or matplotlib import them when they run, so ``memtasks --help`` and
 ``memtasks list`` start fast.
 """
@@ -21,6 +22,7 @@ import click
 
 from memtasks.cli.cells import cells_cmd
 from memtasks.cli.common import BadInput, Failure, err
+from memtasks.cli.leaderboard import leaderboard_group, submit_cmd, suite_group
 from memtasks.cli.run import run_cmd
 from memtasks.cli.studies import study_group
 from memtasks.cli.sweeps import report_cmd, sweep_cmd
@@ -61,5 +63,6 @@ def main() -> None:
     warnings.showwarning = _show_warning
 
 
-for _command in (list_cmd, show_cmd, generate_cmd, cells_cmd, run_cmd, sweep_cmd, report_cmd, study_group):
+for _command in (list_cmd, show_cmd, generate_cmd, cells_cmd, run_cmd, sweep_cmd, report_cmd, study_group,
+                 suite_group, submit_cmd, leaderboard_group):
     main.add_command(_command)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import tempfile
 import time
@@ -91,6 +92,24 @@ def environment(device: torch.device) -> dict[str, Any]:
     else:
         env["cpu"] = platform.processor() or platform.machine()
     return env
+
+
+def machine() -> dict[str, Any]:
+    """Where a set of runs went: enough to read its time (cores, processor, platform, versions)."""
+    return {"cpu_count": os.cpu_count(), "processor": _cpu_model(),
+            "platform": platform.platform(terse=True), "python": platform.python_version(),
+            "torch": torch.__version__, "memtasks": __version__}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name where the system says it (Linux), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def fit(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | None = None, params: int | None = None,

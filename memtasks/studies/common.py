@@ -11,14 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import platform
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import memtasks
 from memtasks.errors import MemtasksError
 from memtasks.fitting.result import RunResult
 
@@ -130,31 +128,11 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     return path
 
 
-def machine() -> dict[str, Any]:
-    """Where a study ran: enough to read its time (cores, processor, torch)."""
-    import os
-
-    import torch
-
-    return {"cpu_count": os.cpu_count(), "processor": _cpu_model(),
-            "platform": platform.platform(terse=True), "python": platform.python_version(),
-            "torch": torch.__version__, "memtasks": memtasks.__version__}
-
-
-def _cpu_model() -> str:
-    """The CPU's model name where the system says it (Linux), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def write_study_json(path: Path, study: str, configs: Sequence[Any], run: StudyRun, workers: int | None,
                      command: str) -> Path:
     """``study.json``: the sweeps, the command, the time and the machine of a study's run."""
+    from memtasks.fitting.trainer import machine  # torch and Lightning: only when a study has run
+
     data = {"study": study, "command": command, "wall_time_s": round(run.wall_time_s, 1), "workers": workers,
             "runs": len(run.results), "failed": run.failed, "machine": machine(),
             "sweeps": [c.to_dict() for c in configs]}

@@ -78,6 +78,7 @@ class SweepConfig:
     protocol: dict[str, Any] = field(default_factory=dict)
     cell_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     overrides: list[dict[str, Any]] = field(default_factory=list)
+    save_models: bool = False
 
     def __post_init__(self) -> None:
         if self.tasks in ("all", ["all"]):
@@ -120,6 +121,8 @@ class SweepConfig:
         except ProtocolError as exc:
             raise SweepError(f"[search]: {exc}") from None
         _refuse(set(self.cell_kwargs) - set(self.cells), "[cell_kwargs] names cells not in the grid: {}")
+        if not isinstance(self.save_models, bool):
+            raise SweepError(f"save_models must be true or false, got {self.save_models!r}")
         if not isinstance(self.overrides, list):
             raise SweepError("overrides must be an array of tables ([[overrides]])")
         for i, override in enumerate(self.overrides, 1):
@@ -182,8 +185,9 @@ class SweepConfig:
             raise SweepError(f"{path}: malformed TOML ({exc})") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; :meth:`from_dict` of it gives an equal config."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """JSON-ready form; :meth:`from_dict` of it gives an equal config (``save_models`` only when true, so
+        the folders of sweeps that keep no weights read as before)."""
+        return {k: v for k, v in asdict(self).items() if v is not None and not (k == "save_models" and not v)}
 
     def search_spec(self, search: dict[str, Any] | None = None) -> Search:
         """The declared search that measures every point not overridden (the default learning-rate grid if none
@@ -222,7 +226,7 @@ class SweepConfig:
                              params=budget if kind == "params" else None, hidden=budget if kind == "hidden" else None,
                              embed_dim=self.embed_dim, task_kwargs={**self.task_kwargs, **self.per_task.get(task, {})},
                              protocol=protocol, search=self.search_spec(search).to_dict(),
-                             cell_kwargs=dict(self.cell_kwargs.get(cell, {}))))
+                             cell_kwargs=dict(self.cell_kwargs.get(cell, {})), save_model=self.save_models))
         return out
 
     def validate(self) -> list[Point]:
@@ -268,6 +272,7 @@ class Point:
     protocol: dict[str, Any]
     search: dict[str, Any]
     cell_kwargs: dict[str, Any]
+    save_model: bool = False
 
     @property
     def stem(self) -> str:
@@ -290,4 +295,8 @@ class Point:
                       inits=s.get("inits", 1))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready form (``save_model`` only when true, so the records of other sweeps read as before)."""
+        d = asdict(self)
+        if not self.save_model:
+            del d["save_model"]
+        return d

@@ -2,6 +2,8 @@
 
 - ``sweep.json`` — the config that owns the folder; a different config is refused before any work;
 - ``<point>.json`` — one RunResult per finished grid point, written atomically by the coordinating process;
+- ``<point>.safetensors`` — the selected trial's best weights, when the config keeps them (``save_models``);
+  written before the result, so a finished result always has them;
 - ``.lock`` — held (``flock``) while a sweep writes the folder, so two sweeps never write one folder;
 - ``.<point>.json.<random>.tmp`` — a result being written (then renamed into place). One left by a killed
   sweep is stale: the next sweep that takes the lock removes its own (and no other file).
@@ -27,8 +29,8 @@ from memtasks.sweeps.config import Point, SweepConfig, SweepError
 FINISHED = ("completed", "diverged")
 CONFIG_FILE = "sweep.json"
 LOCK_FILE = ".lock"
-#: A result being written: ``RunResult.save``'s temporary file ``.<stem>.json.<random>.tmp``.
-_RESULT_TMP = re.compile(r"\.(.+)\.json\.[A-Za-z0-9_]+\.tmp")
+#: A result being written (``RunResult.save``'s ``.<stem>.json.<random>.tmp``) or weights (``.<stem>.safetensors.tmp``).
+_RESULT_TMP = re.compile(r"\.(.+)(?:\.json\.[A-Za-z0-9_]+|\.safetensors)\.tmp")
 
 
 @dataclass
@@ -54,6 +56,9 @@ class SweepFolder:
 
     def result_path(self, point: Point) -> Path:
         return self.path / f"{point.stem}.json"
+
+    def weights_path(self, point: Point) -> Path:
+        return self.path / f"{point.stem}.safetensors"
 
     def claim(self) -> None:
         """Create the folder, take the lock, check (or write) ``sweep.json`` and remove stale temporaries."""
@@ -138,7 +143,10 @@ class SweepFolder:
                 corrupt.append(f"{path.name}: {exc}".replace(f"{path}: ", ""))
                 todo.append(point)
                 continue
-            if result.status in FINISHED:
+            if result.status in FINISHED and point.save_model and not self.weights_path(point).is_file():
+                rerun.append(f"{path.name}: its weights file is missing")
+                todo.append(point)
+            elif result.status in FINISHED:
                 done += 1
             else:
                 rerun.append(f"{path.name}: status {result.status}")
@@ -155,3 +163,11 @@ class SweepFolder:
             raise ResultWriteError(f"the run's result is invalid ({exc}); it was saved to {rescued}", rescued) \
                 from None
         return run.save(path)
+
+    def write_weights(self, point: Point, data: bytes) -> Path:
+        """Write ``point``'s weights (safetensors bytes) atomically beside its result."""
+        path = self.weights_path(point)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path

@@ -10,6 +10,7 @@ trials in flight.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,14 @@ from memtasks.sweeps.config import Point
 
 @dataclass
 class Outcome:
-    """What happened to one point: its result (already written when ``written``) or the error."""
+    """What happened to one point: its result (already written when ``written``) or the error, and the selected
+    trial's weights as safetensors bytes when the sweep keeps them and nobody wrote them yet."""
 
     point: Point
     result: dict[str, Any] | None = None
     error: str | None = None
     written: bool = False
+    weights: bytes | None = None
 
 
 def bits_per_example(layout: memtasks.Layout) -> float:
@@ -41,8 +44,9 @@ def bits_per_example(layout: memtasks.Layout) -> float:
     return layout.target_len * layout.out_size * MAX_BITS_PER_SCALAR
 
 
-def measurement(p: Point, device: str) -> Measurement:
-    """The point's task (its size resolved from ``bits_per_param`` if given), cell, protocol and search."""
+def measurement(p: Point, device: str, model_path: Path | None = None) -> Measurement:
+    """The point's task (its size resolved from ``bits_per_param`` if given), cell, protocol and search
+    (``model_path``: where the selected trial's best weights go)."""
     spec = cell_spec(p.cell)
     make = lambda n: memtasks.make(p.task, n_examples=n, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)  # noqa: E731
     task = make(p.n_examples or 1)  # lazy: the layout, and so the hidden size, does not depend on the size
@@ -54,17 +58,23 @@ def measurement(p: Point, device: str) -> Measurement:
     protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], seed=p.seed, device=device,
                         **p.protocol)
     return Measurement(task, spec, hidden, protocol, search, params_budget=p.params, embed_dim=p.embed_dim,
-                       cell_kwargs=dict(p.cell_kwargs), key=p)
+                       cell_kwargs=dict(p.cell_kwargs), key=p, model_path=model_path)
 
 
 def run_group(points: list[dict[str, Any]], device: str = "cpu", write_to: str | None = None) -> list[Outcome]:
-    """Measure ``points`` (one shape) and return an :class:`Outcome` per point, in order."""
+    """Measure ``points`` (one shape) and return an :class:`Outcome` per point, in order.
+
+    Weights a point keeps (``save_model``) go beside its result in ``write_to``; without one (a remote
+    worker) they come back as :attr:`Outcome.weights`.
+    """
     grid = [Point(**p) for p in points]
     outcomes = {p.stem: Outcome(p) for p in grid}
+    scratch = tempfile.TemporaryDirectory(prefix="memtasks-weights-") if write_to is None else None
+    weights_dir = Path(write_to) if write_to is not None else Path(scratch.name)  # type: ignore[union-attr]
     todo = []
     for p in grid:
         try:
-            todo.append(measurement(p, device))
+            todo.append(measurement(p, device, weights_dir / f"{p.stem}.safetensors" if p.save_model else None))
         except Exception as exc:  # noqa: BLE001 - a point that cannot be built fails alone
             outcomes[p.stem].error = f"{type(exc).__name__}: {exc}"
 
@@ -72,6 +82,8 @@ def run_group(points: list[dict[str, Any]], device: str = "cpu", write_to: str |
         outcome = outcomes[m.key.stem]
         result.extra["sweep_point"] = m.key.to_dict()
         outcome.result = result.to_dict()
+        if scratch is not None and result.model_file:
+            outcome.weights = (weights_dir / result.model_file).read_bytes()
         if write_to is not None:
             try:
                 result.save(Path(write_to) / f"{m.key.stem}.json")
@@ -87,4 +99,7 @@ def run_group(points: list[dict[str, Any]], device: str = "cpu", write_to: str |
         for outcome in outcomes.values():
             if outcome.result is None and outcome.error is None:
                 outcome.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     return [outcomes[p.stem] for p in grid]

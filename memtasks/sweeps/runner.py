@@ -137,6 +137,8 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
                     ran += 1
                 elif error is None:
                     try:
+                        if outcome.weights is not None:  # first: a finished result means its weights are there
+                            folder.write_weights(outcome.point, outcome.weights)
                         folder.write(outcome.point, outcome.result or {})
                         ran += 1
                     except ResultWriteError as exc:  # rescued; the sweep goes on and retries it next time

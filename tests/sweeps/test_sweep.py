@@ -388,10 +388,15 @@ def test_export_jsonl_is_sorted_and_compact(tmp_path):
 
 def test_ray_backend_matches_the_local_backend(tmp_path):
     pytest.importorskip("ray")
-    cfg = config(cells=["rnn"], seeds=[0, 1], n_examples=[12])
+    cfg = config(cells=["rnn"], seeds=[0, 1], n_examples=[12], save_models=True)
     local = sweep(cfg, tmp_path / "local")
     remote = run_sweep(cfg, tmp_path / "ray", backend="ray", workers=2, progress=False)
     assert (local.ran, remote.ran, remote.failed) == (2, 2, [])
+    # Weights travel back from the Ray workers and are written beside their results.
+    from safetensors.torch import load_file
+    for p in cfg.points():
+        ray_w, local_w = (load_file(tmp_path / k / "t" / f"{p.stem}.safetensors") for k in ("ray", "local"))
+        assert ray_w.keys() == local_w.keys() and all(ray_w[k].equal(local_w[k]) for k in ray_w)
 
     def metrics(root: Path) -> dict:
         out = {}
@@ -510,3 +515,32 @@ def test_cli_refuses_a_too_long_sweep_in_one_line_unless_yes(tmp_path):
     result = CliRunner().invoke(main, [*args, "--yes"])
     assert result.exit_code == 0, result.output
     assert "1 ran, 0 already finished, 0 failed" in result.stdout
+
+
+def test_a_sweep_that_keeps_weights_writes_them_beside_each_result_and_reruns_a_point_without_them(tmp_path):
+    plain = config()
+    assert "save_models" not in plain.to_dict() and "save_model" not in plain.points()[0].to_dict()
+    cfg = config(cells=["gru"], n_examples=[12], save_models=True)
+    assert cfg.to_dict()["save_models"] is True and cfg.points()[0].to_dict()["save_model"] is True
+    summary = sweep(cfg, tmp_path)
+    assert summary.ran == 2 and not summary.failed
+    folder = tmp_path / "t"
+    for point in cfg.points():
+        result = RunResult.load(folder / f"{point.stem}.json")
+        assert result.model_file == f"{point.stem}.safetensors" and (folder / result.model_file).is_file()
+    (folder / f"{cfg.points()[0].stem}.safetensors").unlink()
+    plan = SweepFolder(tmp_path, cfg).plan(cfg.points())
+    assert [p.stem for p in plan.todo] == [cfg.points()[0].stem] and "weights file is missing" in plan.rerun[0]
+    assert sweep(cfg, tmp_path).ran == 1
+    assert (folder / f"{cfg.points()[0].stem}.safetensors").is_file()
+    with pytest.raises(SweepError, match="save_models must be true or false"):
+        config(save_models="yes")
+
+
+def test_weights_come_back_from_a_worker_that_writes_nothing(tmp_path):
+    from memtasks.sweeps.point import run_group
+
+    cfg = config(cells=["gru"], n_examples=[12], seeds=[0], save_models=True)
+    (outcome,) = run_group([p.to_dict() for p in cfg.points()])
+    assert outcome.error is None and not outcome.written
+    assert outcome.weights is not None and outcome.weights[8:9] == b"{"  # a safetensors header

@@ -1,0 +1,287 @@
+"""``build``: the published leaderboard, ``README.md`` (Markdown tables) and ``index.html`` (self-contained: inline
+CSS, SVG charts and a few lines of JavaScript for sorting; no network, no CDN), from ``submissions/``.
+
+Every submission is validated, and verified when it has weights, before anything is written; one bad file
+stops the build with every reason, and the two pages are written together (temporary files, then renamed), so
+a build never leaves a partial page. The output is a pure function of the submissions: byte-identical on
+every build.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from memtasks.errors import MemtasksError
+from memtasks.leaderboard.suite import Suite, get_suite
+from memtasks.leaderboard.validate import check_duplicates, validate_file
+from memtasks.leaderboard.verify import ACCURACY_TOL, MSE_REL_TOL, verify_submission
+
+#: Files that may sit in the submissions folder.
+ALLOWED_SUFFIXES = (".json", ".safetensors")
+
+
+class BuildError(MemtasksError, ValueError):
+    """A submission is invalid or fails verification; nothing was written."""
+
+
+@dataclass
+class Row:
+    """One submission as the pages show it."""
+
+    file: str
+    data: dict[str, Any]
+    verified: bool
+
+    @property
+    def overall(self) -> dict[str, Any]:
+        return self.data["scores"]["overall"]
+
+    def setting(self, task: str) -> dict[str, Any]:
+        return self.data["scores"]["settings"][task]
+
+    @property
+    def run_time(self) -> tuple[float | None, str]:
+        """The suite's wall time in minutes, and what it ran on."""
+        prov = self.data["provenance"]
+        seconds = prov.get("wall_time_s")
+        where = f"{prov.get('cpu_count') or '?'} × {prov.get('cpu') or '?'}, {prov.get('workers') or '?'} workers, " \
+                f"torch {', '.join(prov.get('torch') or ['?'])}"
+        return (None if not isinstance(seconds, (int, float)) else seconds / 60), where
+
+    @property
+    def params(self) -> str:
+        counts = sorted({e["cell"]["params_total"] for e in self.data["entries"]})
+        return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+
+
+def collect(folder: Path, *, verify: bool = True) -> tuple[Suite, list[Row]]:
+    """Validate (and verify) every submission in ``folder``; raise :class:`BuildError` with every problem."""
+    if not folder.is_dir():
+        raise BuildError(f"{folder}: no such folder of submissions")
+    problems = [f"{p.name}: only .json submissions and their .safetensors weights belong here"
+                for p in sorted(folder.iterdir()) if not p.name.startswith(".") and p.suffix not in ALLOWED_SUFFIXES]
+    reports = [validate_file(p) for p in sorted(folder.glob("*.json"))]
+    if not reports:
+        raise BuildError(f"{folder}: no submissions (*.json) to publish")
+    check_duplicates(reports)
+    problems += [f"{r.path.name}: {p}" for r in reports for p in r.problems]
+    suites = {r.data["suite"] for r in reports if r.data}
+    if len(suites) > 1:
+        problems.append(f"submissions to several suites ({', '.join(sorted(suites))}); one page shows one suite")
+    if problems:
+        raise BuildError(_listing(problems))
+    rows = []
+    for report in reports:
+        data: dict[str, Any] = report.data  # type: ignore[assignment]
+        verified = False
+        if verify and data["weights"] is not None:
+            _, failed = verify_submission(report.path, data)
+            problems += [f"{report.path.name}: {p}" for p in failed]
+            verified = not failed
+        rows.append(Row(report.path.name, data, verified))
+    if problems:
+        raise BuildError(_listing(problems))
+    rows.sort(key=lambda r: (-r.overall["bits_per_param"], r.data["name"].lower()))
+    return get_suite(suites.pop()), rows
+
+
+def _listing(problems: list[str]) -> str:
+    shown = problems[:40]
+    more = f"\n… and {len(problems) - 40} more" if len(problems) > 40 else ""
+    return f"{len(problems)} problem(s); nothing was written:\n" + "\n".join(f"  {p}" for p in shown) + more
+
+
+def build(submissions: str | Path, out_dir: str | Path, *, verify: bool = True) -> list[Path]:
+    """Write ``README.md`` and ``index.html`` to ``out_dir`` from the submissions in ``submissions``."""
+    suite, rows = collect(Path(submissions), verify=verify)
+    out_dir = Path(out_dir)
+    pages = {"README.md": render_markdown(suite, rows), "index.html": render_html(suite, rows)}
+    tmps = []
+    for name, text in pages.items():
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmps.append((tmp, out_dir / name))
+    for tmp, final in tmps:
+        tmp.replace(final)
+    return [final for _, final in tmps]
+
+
+# ----- shared formatting -----------------------------------------------------------------------------------------
+def _f(x: float, digits: int = 2) -> str:
+    return f"{x:.{digits}f}"
+
+
+def _short(task: str) -> str:
+    """``NextStep-CatCat-v0`` → ``NextStep CatCat``."""
+    return task.removesuffix("-v0").replace("-", " ")
+
+
+def _facts(suite: Suite) -> list[str]:
+    lrs = suite.search.get("lr", [])
+    return [f"{len(suite.settings)} settings", f"{suite.params:,} parameters (closest hidden size)",
+            ", ".join(f"{p.name} sets: {p.bits_per_param:g} bits/param" for p in suite.parts),
+            f"best of {len(lrs)} learning rates", f"≤ {suite.protocol.get('max_steps', 5000):,} steps",
+            f"{len(suite.seeds)} seeds", "random targets"]
+
+
+# ----- Markdown ---------------------------------------------------------------------------------------------------
+def render_markdown(suite: Suite, rows: list[Row]) -> str:
+    """The leaderboard as Markdown tables, then how to submit."""
+    lines = [f"# memtasks leaderboard · {suite.id}", "",
+             f"{suite.summary} Generated by `memtasks leaderboard build` from `submissions/`; every figure is "
+             "recomputed from the submitted runs. The same tables, sortable and with a chart per setting: "
+             "[`index.html`](index.html) (open the file in a browser; it works offline).", "",
+             "![The leaderboard page](screenshot.png)", "",
+             "| # | submission | cell | bits / param | fraction of ceiling | at ceiling | at budget | parameters | "
+             "verified | suite time | date |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
+    for i, row in enumerate(rows, 1):
+        o, d = row.overall, row.data
+        name = d["name"] if d["cell_source"] == "builtin" else f"[{d['name']}]({d['cell_source']})"
+        lines.append(f"| {i} | {name} | `{d['cell']['name']}` | **{_f(o['bits_per_param'], 3)}** | "
+                     f"{_f(o['fraction_of_ceiling'], 3)} | {o['at_ceiling']}/{o['runs']} | {o['at_budget']}/{o['runs']}"
+                     f" | {row.params} | {'✓ verified' if row.verified else 'no weights'} | {_minutes(row)} | "
+                     f"{d['created']} |")
+    lines += ["", "## Bits per parameter, per setting", "",
+              "Mean over seeds ± population standard deviation.", "",
+              "| submission | " + " | ".join(_short(t) for t in suite.settings) + " |",
+              "|---|" + "---:|" * len(suite.settings)]
+    for row in rows:
+        cells = [f"{_f(row.setting(t)['bits_per_param']['mean'])} ± {_f(row.setting(t)['bits_per_param']['std'])}"
+                 for t in suite.settings]
+        lines.append(f"| {row.data['name']} | " + " | ".join(cells) + " |")
+    guide = files("memtasks.leaderboard").joinpath("templates/submitting.md").read_text(encoding="utf-8")
+    lines += ["", Template(guide).substitute(suite_id=suite.id, acc_tol=f"{ACCURACY_TOL:g}",
+                                             mse_tol=f"{MSE_REL_TOL:.1%}").rstrip("\n"), ""]
+    return "\n".join(lines)
+
+
+def _minutes(row: Row) -> str:
+    minutes, _ = row.run_time
+    return "?" if minutes is None else f"{minutes:.0f} min"
+
+
+# ----- HTML -------------------------------------------------------------------------------------------------------
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _badge(row: Row) -> str:
+    if row.verified:
+        return '<span class="badge ok" title="every model re-evaluated from its weights">✓ verified</span>'
+    return '<span class="badge no" title="submitted without weights">no weights</span>'
+
+
+def _name_cell(row: Row) -> str:
+    d = row.data
+    name = _e(d["name"])
+    if d["cell_source"] != "builtin":
+        name = f'<a href="{_e(d["cell_source"])}" rel="noopener">{name}</a>'
+    desc = f'<div class="small">{_e(d["description"])}</div>' if d["description"] else ""
+    return f'<td data-value="{_e(d["name"])}"><span class="sub">{name}</span>{desc}</td>'
+
+
+def render_html(suite: Suite, rows: list[Row]) -> str:
+    """The self-contained page (see the module docstring)."""
+    overall = []
+    for i, row in enumerate(rows, 1):
+        o, d = row.overall, row.data
+        budget = f'<span class="warn">{o["at_budget"]}</span>' if o["at_budget"] else "0"
+        overall.append(
+            f'<tr><td class="rank num">{i}</td>{_name_cell(row)}<td><code>{_e(d["cell"]["name"])}</code></td>'
+            f'<td class="num score" data-value="{o["bits_per_param"]:.6f}">{_f(o["bits_per_param"], 3)}</td>'
+            f'<td class="num" data-value="{o["fraction_of_ceiling"]:.6f}">{_f(o["fraction_of_ceiling"], 3)}</td>'
+            f'<td class="num" data-value="{o["at_ceiling"]}">{o["at_ceiling"]}/{o["runs"]}</td>'
+            f'<td class="num" data-value="{o["at_budget"]}">{budget}/{o["runs"]}</td>'
+            f'<td class="num" data-value="{_e(row.params.split("–")[0])}">{_e(row.params)}</td>'
+            f'<td data-value="{int(row.verified)}">{_badge(row)}</td>'
+            f'<td class="num" data-value="{row.run_time[0] or 0:.3f}" title="{_e(row.run_time[1])}">'
+            f'{_minutes(row)}</td>'
+            f'<td>{_e(d["created"])}</td></tr>')
+    heat_head = "\n".join(f'<th class="sortable num" data-type="num" title="{_e(t)}">{_e(_short(t))}</th>'
+                          for t in suite.settings)
+    top = {t: max(r.setting(t)["bits_per_param"]["mean"] for r in rows) or 1.0 for t in suite.settings}
+    heat = []
+    for row in rows:
+        cells = []
+        for t in suite.settings:
+            v = row.setting(t)["bits_per_param"]["mean"]
+            alpha = 0.06 + 0.5 * max(v, 0.0) / top[t]
+            cells.append(f'<td class="cellv" data-value="{v:.6f}" style="background: rgba(47, 95, 208, {alpha:.3f})">'
+                         f'{_f(v)}</td>')
+        heat.append(f'<tr>{_name_cell(row)}{"".join(cells)}</tr>')
+    cards = [_card(suite, t, rows) for t in suite.settings]
+    page = Template(files("memtasks.leaderboard").joinpath("templates/index.html").read_text(encoding="utf-8"))
+    return page.substitute(
+        suite_id=_e(suite.id), suite_summary=_e(suite.summary),
+        facts="".join(f'<span class="fact">{_e(f)}</span>' for f in _facts(suite)), n_settings=len(suite.settings),
+        overall_rows="\n".join(overall), heat_head=heat_head, heat_rows="\n".join(heat), cards="\n".join(cards),
+        acc_tol=f"{ACCURACY_TOL:g}", mse_tol=f"{MSE_REL_TOL:.1%}", n_submissions=len(rows),
+        plural="s" * (len(rows) != 1))
+
+
+def _card(suite: Suite, task: str, rows: list[Row]) -> str:
+    part = suite.part_of(task)
+    ranked = sorted(rows, key=lambda r: (-r.setting(task)["bits_per_param"]["mean"], r.data["name"].lower()))
+    sizes = sorted({e["task"]["n_examples"] for r in rows for e in r.data["entries"] if e["task"]["id"] == task})
+    body = []
+    for row in ranked:
+        s = row.setting(task)
+        b, f = s["bits_per_param"], s["fraction_of_ceiling"]
+        budget = f'<span class="warn">{s["at_budget"]}</span>' if s["at_budget"] else "0"
+        body.append(f'<tr>{_name_cell(row)}<td class="num" data-value="{b["mean"]:.6f}">{_f(b["mean"])} '
+                    f'<span class="small">± {_f(b["std"])}</span></td>'
+                    f'<td class="num" data-value="{f["mean"]:.6f}">{_f(f["mean"], 3)}</td>'
+                    f'<td class="num" data-value="{s["at_budget"]}">{budget}/{s["runs"]}</td></tr>')
+    size = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+    return (f'<section class="card" id="{_e(task)}"><h3>{_e(task)}</h3>'
+            f'<div class="meta">{part.bits_per_param:g} bits of targets per parameter ({size} training examples); '
+            f'bits stored per parameter</div>{_chart(task, ranked)}'
+            '<table class="sortable-table"><thead><tr><th class="sortable" data-type="text">Submission</th>'
+            '<th class="sortable num" data-type="num">Bits / param</th>'
+            '<th class="sortable num" data-type="num">Fraction of ceiling</th>'
+            '<th class="sortable num" data-type="num">At budget</th></tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></section>')
+
+
+def _nice_step(top: float) -> float:
+    raw = top / 4
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+
+
+def _chart(task: str, ranked: list[Row]) -> str:
+    """A horizontal bar chart (inline SVG) of bits per parameter, mean ± std, one bar per submission."""
+    left, right, bar_h, gap, top_pad = 150, 50, 16, 6, 8
+    width = 540
+    plot = width - left - right
+    height = top_pad + len(ranked) * (bar_h + gap) + 22
+    top = max(r.setting(task)["bits_per_param"]["mean"] + r.setting(task)["bits_per_param"]["std"] for r in ranked)
+    step = _nice_step(top or 1.0)
+    ticks = [step * i for i in range(int(math.ceil((top or 1.0) / step)) + 1)]
+    scale = plot / ticks[-1]
+    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="bits per parameter on {_e(task)}">']
+    axis_y = top_pad + len(ranked) * (bar_h + gap)
+    for t in ticks:
+        x = left + t * scale
+        parts.append(f'<line class="gridl" x1="{x:.1f}" y1="{top_pad - 4}" x2="{x:.1f}" y2="{axis_y}"/>'
+                     f'<text class="lbl" x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle">{t:g}</text>')
+    for i, row in enumerate(ranked):
+        b = row.setting(task)["bits_per_param"]
+        y = top_pad + i * (bar_h + gap)
+        w = max(b["mean"], 0.0) * scale
+        lo, hi = left + max(b["mean"] - b["std"], 0.0) * scale, left + (b["mean"] + b["std"]) * scale
+        mid = y + bar_h / 2
+        parts.append(f'<text x="{left - 8}" y="{mid + 4:.1f}" text-anchor="end">{_e(row.data["name"][:24])}</text>'
+                     f'<rect class="bar" x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" rx="2">'
+                     f'<title>{_e(row.data["name"])}: {b["mean"]:.3f} ± {b["std"]:.3f} bits/param</title></rect>'
+                     f'<line class="err" x1="{lo:.1f}" y1="{mid:.1f}" x2="{hi:.1f}" y2="{mid:.1f}"/>'
+                     f'<text class="lbl" x="{hi + 5:.1f}" y="{mid + 4:.1f}">{b["mean"]:.2f}</text>')
+    parts.append(f'<line class="axis" x1="{left}" y1="{top_pad - 4}" x2="{left}" y2="{axis_y}"/></svg>')
+    return "".join(parts)

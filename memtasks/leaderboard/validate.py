@@ -1,0 +1,375 @@
+"""``validate``: everything a submission claims that can be checked without running its models.
+
+The file (size, JSON, schema version, fields), the suite (known, definition unchanged, every setting and seed
+present once, nothing else), each entry against the suite's point (task id and kwargs, fingerprints of the
+regenerated training and test sets, achievable ceiling, cell, hidden size, parameter counts and budget,
+protocol, search), every derived figure recomputed from the raw ones (accuracy from correct targets, R² and
+bits from the MSE, bits per parameter, fraction of the ceiling, the scores), values in range, and the weights
+file (safetensors only, its hash, one tensor set of the right shapes per entry). Each problem names the
+entry and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memtasks.leaderboard.scores import DECIMALS, compute_scores
+from memtasks.leaderboard.submission import (
+    FIELDS,
+    NAME_RE,
+    SCHEMA_VERSION,
+    SOURCE_RE,
+    SubmissionError,
+    entry_key,
+    read_json,
+    safetensors_header,
+    sha256_file,
+)
+from memtasks.leaderboard.suite import Suite, SuiteError, get_suite
+
+#: Relative tolerance when a derived figure is compared with its recomputation (both come from the same
+#: formula; only JSON's float round trip and summation order differ).
+REL_TOL = 1e-9
+#: Protocol fields a trial chooses (the search) or the harness derives; every other one is the suite's.
+TRIAL_FIELDS = ("lr", "batch_size", "seed", "eval_every", "device")
+
+
+@dataclass
+class Problem:
+    """One reason a submission is rejected: where (an entry's key, or a part of the file) and why."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class Report:
+    """The outcome of validating one file: its JSON (when readable) and every problem found."""
+
+    path: Path
+    data: dict[str, Any] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    #: Each entry's model's tensors and their shapes, as the suite builds it (what the weights must hold).
+    shapes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, where: str, reason: str) -> None:
+        self.problems.append(Problem(where, reason))
+
+
+def validate_file(path: str | Path) -> Report:
+    """Validate one submission file (and its weights file, if it names one)."""
+    report = Report(Path(path))
+    try:
+        report.data = read_json(report.path)
+    except SubmissionError as exc:
+        report.add("file", str(exc).removeprefix(f"{report.path}: "))
+        return report
+    data = report.data
+    if data.get("schema_version") != SCHEMA_VERSION:
+        report.add("schema_version", f"{data.get('schema_version')!r} is not supported; this memtasks reads "
+                                     f"schema_version {SCHEMA_VERSION}")
+        return report
+    missing = [k for k in FIELDS if k not in data]
+    unknown = sorted(set(data) - set(FIELDS))
+    if missing or unknown:
+        if missing:
+            report.add("file", f"missing fields {', '.join(missing)}")
+        if unknown:
+            report.add("file", f"unknown fields {', '.join(unknown)}")
+        return report
+    try:
+        suite = get_suite(data["suite"])
+    except SuiteError as exc:
+        report.add("suite", str(exc))
+        return report
+    if data["suite_definition"] != suite.to_dict():
+        report.add("suite_definition", f"differs from {suite.id} as this memtasks defines it; a suite never "
+                                       "changes, so the run did not follow it")
+    _check_header(report, data)
+    cell = data.get("cell")
+    if not isinstance(cell, dict) or not isinstance(cell.get("name"), str) or not isinstance(cell.get("kwargs"), dict):
+        report.add("cell", "must be an object with a name and kwargs")
+        return report
+    try:
+        from memtasks.models.registry import cell_spec
+
+        cell_spec(cell["name"])
+    except Exception as exc:  # noqa: BLE001 - a cell that cannot be built is the submission's problem
+        report.add("cell", f"{cell['name']} cannot be built here ({exc}); a cell that is not built in must be "
+                           "importable when the submission is checked")
+        return report
+    entries = _check_entries(report, data, suite)
+    if entries is not None and report.ok:
+        _check_scores(report, data, entries, suite)
+    if data["weights"] is not None and entries is not None:
+        _check_weights(report, data, entries)
+    return report
+
+
+def _check_header(report: Report, data: dict[str, Any]) -> None:
+    if not isinstance(data["name"], str) or not NAME_RE.fullmatch(data["name"]):
+        report.add("name", f"{data['name']!r} must be 1-64 letters, digits, spaces or ._+()-")
+    if not isinstance(data["cell_source"], str) or not SOURCE_RE.fullmatch(data["cell_source"]):
+        report.add("cell_source", f"{data['cell_source']!r} must be an http(s) address or 'builtin'")
+    if not isinstance(data["description"], str) or len(data["description"]) > 2000:
+        report.add("description", "must be text of at most 2000 characters")
+    if not isinstance(data["created"], str) or len(data["created"]) != 10:
+        report.add("created", f"{data['created']!r} must be a date, YYYY-MM-DD")
+    if not isinstance(data["provenance"], dict):
+        report.add("provenance", "must be an object")
+
+
+def _check_entries(report: Report, data: dict[str, Any], suite: Suite) -> list[dict[str, Any]] | None:
+    from memtasks.fitting.result import ResultFormatError, RunResult
+
+    entries = data["entries"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        report.add("entries", "must be a list of objects")
+        return None
+    points = suite.points(data["cell"]["name"], data["cell"]["kwargs"])
+    expected = {entry_key(task, seed): point for (task, seed), point in points.items()}
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        key = entry.get("key")
+        where = key if isinstance(key, str) else f"entries[{i}]"
+        if key not in expected:
+            report.add(where, f"is not a point of {suite.id} (keys look like {next(iter(expected))})")
+            continue
+        if key in seen:
+            report.add(where, "appears twice (a duplicate entry)")
+            continue
+        seen.add(key)
+        try:
+            RunResult.from_dict({k: v for k, v in entry.items() if k != "key"}, key)
+        except (ResultFormatError, TypeError) as exc:
+            report.add(where, str(exc).removeprefix(f"{key}: "))
+            continue
+        _check_entry(report, where, entry, expected[key], data["cell"], suite)
+    for key in expected:
+        if key not in seen and not any(p.where == key for p in report.problems):
+            report.add(key, f"is missing: {suite.id} needs every setting for seeds {list(suite.seeds)}")
+    return entries
+
+
+def _close(a: Any, b: float, tol: float = REL_TOL) -> bool:
+    return isinstance(a, (int, float)) and not isinstance(a, bool) and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+def _check_entry(report: Report, key: str, entry: dict[str, Any], point: Any, cell: dict[str, Any],
+                 suite: Suite) -> None:
+    """One entry against its suite point: the data, the model, the protocol, and every derived figure."""
+    from memtasks.models.sequence_model import SequenceModel
+    from memtasks.sweeps.point import measurement
+
+    m = measurement(point, "cpu")
+    task = entry["task"]
+    if task.get("id") != point.task:
+        report.add(key, f"task id {task.get('id')!r} is not {point.task}")
+        return
+    if task.get("kwargs") != dict(m.task.spec.kwargs):
+        changed = sorted(k for k in set(task.get("kwargs") or {}) | set(m.task.spec.kwargs)
+                         if (task.get("kwargs") or {}).get(k) != m.task.spec.kwargs.get(k))
+        report.add(key, f"task kwargs differ from the suite's in {', '.join(changed)}")
+        return
+    train, test = m.task.train, m.task.test
+    if task.get("fingerprint") != train.fingerprint:
+        report.add(key, "training-set fingerprint does not match the set its spec regenerates")
+    if task.get("test_fingerprint") != test.fingerprint:
+        report.add(key, "test-set fingerprint does not match the set its spec regenerates")
+    if task.get("ceiling") != train.ceiling.to_dict() or task.get("n_examples") != len(train):
+        report.add(key, "the achievable ceiling or training-set size differs from the regenerated set's")
+    c = entry["cell"]
+    if c.get("name") != cell["name"] or c.get("kwargs") != cell["kwargs"]:
+        report.add(key, f"cell {c.get('name')!r} {c.get('kwargs')} is not the submission's cell")
+        return
+    import torch
+
+    with torch.device("meta"):
+        counts = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim,
+                               cell_kwargs=m.cell_kwargs, check=False).param_counts()
+    total = c.get("params_total")
+    if isinstance(total, int) and total > counts.total:
+        report.add(key, f"{total} parameters overrun the budget: {suite.params} parameters allow {counts.total} for "
+                        f"{cell['name']} here (hidden size {m.hidden_size}, the closest to the budget)")
+        return
+    if (c.get("hidden_size"), c.get("embed_dim"), c.get("params_budget")) != (m.hidden_size, suite.embed_dim,
+                                                                             suite.params):
+        report.add(key, f"hidden size {c.get('hidden_size')}, embed_dim {c.get('embed_dim')}, budget "
+                        f"{c.get('params_budget')} are not the suite's ({m.hidden_size}, {suite.embed_dim}, "
+                        f"{suite.params})")
+        return
+    claimed = (c.get("params_total"), c.get("params_core"), c.get("params_encoder"), c.get("params_readout"))
+    if claimed != (counts.total, counts.core, counts.encoder, counts.readout):
+        report.add(key, f"parameter counts {claimed} are not the model's ({counts.total}, {counts.core}, "
+                        f"{counts.encoder}, {counts.readout})")
+        return
+    with torch.device("meta"):
+        model = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim, cell_kwargs=m.cell_kwargs,
+                              check=False)
+    report.shapes[key] = {name: list(t.shape) for name, t in model.state_dict().items()}
+    _check_protocol(report, key, entry, m)
+    _check_metrics(report, key, entry, train, counts.total, m.protocol.max_steps)
+
+
+def _check_protocol(report: Report, key: str, entry: dict[str, Any], m: Any) -> None:
+    from memtasks.fitting.protocol import init_seed
+
+    mine = {k: v for k, v in m.protocol.to_dict().items() if k not in TRIAL_FIELDS}
+    theirs = {k: v for k, v in (entry["protocol"] or {}).items() if k not in TRIAL_FIELDS}
+    if theirs != mine:
+        changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        report.add(key, f"protocol differs from the suite's in {', '.join(changed)}")
+    if entry["search"] != m.search.to_dict():
+        report.add(key, f"search {entry['search']} is not the suite's {m.search.to_dict()}")
+        return
+    p = entry["protocol"]
+    seeds = {init_seed(m.protocol.seed, i) for i in range(m.search.inits)}
+    if p.get("lr") not in m.search.lrs or p.get("batch_size") not in m.search.batch_sizes or p.get("seed") not in seeds:
+        report.add(key, f"the selected trial (lr {p.get('lr')}, batch size {p.get('batch_size')}, seed "
+                        f"{p.get('seed')}) is not one of the search's")
+    trials = entry["trials"]
+    if not isinstance(trials, list) or len(trials) != len(m.search) or not isinstance(entry["selected_trial"], int) \
+            or not 0 <= entry["selected_trial"] < len(trials):
+        report.add(key, f"needs {len(m.search)} trials and the index of the selected one")
+
+
+def _check_metrics(report: Report, key: str, entry: dict[str, Any], train: Any, params_total: int,
+                   max_steps: int) -> None:
+    """Recompute every derived training figure of the best evaluation from its raw ones; check ranges."""
+    from memtasks.metrics import bits_categorical, bits_real, fits_ceiling_real, r2_score
+
+    if entry["status"] not in ("completed", "diverged"):
+        report.add(key, f"status {entry['status']!r}: only finished runs (completed or diverged) count")
+    best = entry["best"]
+    if not isinstance(best, dict) or not isinstance(best.get("train"), dict):
+        report.add(key, "has no best evaluation")
+        return
+    steps = entry["steps"]
+    if not isinstance(steps, int) or not 0 < steps <= max_steps or not isinstance(best.get("step"), int) \
+            or not 0 <= best["step"] <= steps:
+        report.add(key, f"steps {steps} (best at {best.get('step')}) are outside 1..{max_steps}, the suite's budget")
+    t, lay, ceiling = best["train"], train.layout, train.ceiling
+    n = ceiling.n_scored
+    bad: list[str] = []
+    if t.get("n_targets") != n:
+        bad.append(f"n_targets {t.get('n_targets')} is not the set's {n}")
+    elif lay.y_type == "cat":
+        correct = t.get("correct")
+        if not isinstance(correct, int) or isinstance(correct, bool) or not 0 <= correct <= n:
+            bad.append(f"correct {correct!r} is outside 0..{n}")
+        elif correct > round(ceiling.accuracy * n):
+            bad.append(f"{correct} correct targets exceed the {round(ceiling.accuracy * n)} any model can fit")
+        else:
+            acc = correct / n
+            bits = n * bits_categorical(acc, lay.out_size)
+            for name, value in (("accuracy", acc), ("bits", bits), ("bits_per_param", bits / params_total),
+                                ("fraction_of_ceiling", acc / ceiling.accuracy)):
+                if not _close(t.get(name), value):
+                    bad.append(f"{name} {t.get(name)} is not {value:.6g}, recomputed from {correct}/{n} correct")
+            if t.get("at_ceiling") is not (correct >= round(ceiling.accuracy * n)):
+                bad.append("at_ceiling does not follow from the correct targets")
+    else:
+        mse, var = t.get("mse"), float(train.y.astype("float64").var())  # the variance the harness uses
+        if isinstance(mse, bool) or not isinstance(mse, (int, float)) or not math.isfinite(mse) or mse < 0:
+            bad.append(f"mse {mse!r} is not a non-negative number")
+        elif mse < ceiling.mse_floor * (1 - 1e-6):
+            bad.append(f"mse {mse:.6g} is below {ceiling.mse_floor:.6g}, the floor any model can reach")
+        else:
+            scalars = n * lay.out_size
+            bits = scalars * bits_real(mse, var)
+            r2 = r2_score(mse, var)
+            for name, value in (("r2", r2), ("bits", bits), ("bits_per_param", bits / params_total),
+                                ("fraction_of_ceiling", r2 / ceiling.r2), ("loss", mse)):
+                if not _close(t.get(name), value):
+                    bad.append(f"{name} {t.get(name)} is not {value:.6g}, recomputed from the MSE")
+            if t.get("at_ceiling") is not fits_ceiling_real(mse, ceiling.mse_floor, var):
+                bad.append("at_ceiling does not follow from the MSE")
+    per_param = t.get("bits_per_param")
+    if not isinstance(per_param, (int, float)) or not _close(best.get("bits_per_param"), per_param):
+        bad.append("best.bits_per_param differs from best.train.bits_per_param")
+    for reason in bad:
+        report.add(key, reason)
+
+
+def _check_scores(report: Report, data: dict[str, Any], entries: list[dict[str, Any]], suite: Suite) -> None:
+    """The submission's scores against their recomputation from its entries."""
+    mine = compute_scores(entries, suite.settings)
+    theirs = data["scores"]
+    if not isinstance(theirs, dict):
+        report.add("scores", "must be an object")
+        return
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b):
+            for k in a:
+                walk(a[k], b[k], f"{where}.{k}")
+        elif isinstance(a, (int, float)) and _close(b, a, 10.0 ** -DECIMALS):
+            return
+        elif a != b:
+            report.add(where, f"claims {b!r}; recomputed from the entries it is {a!r}")
+
+    walk(mine, theirs, "scores")
+
+
+def _check_weights(report: Report, data: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    """The weights file: safetensors only (refused unread otherwise), its hash, a tensor set per entry."""
+    w = data["weights"]
+    if not isinstance(w, dict) or not isinstance(w.get("file"), str) or Path(w["file"]).name != w["file"]:
+        report.add("weights", "must name a file beside the submission (file, format, sha256)")
+        return
+    if w.get("format") != "safetensors" or not w["file"].endswith(".safetensors"):
+        report.add("weights", f"{w['file']} ({w.get('format')}) is refused unread: only safetensors weights are "
+                              "accepted (a pickle can run code when loaded)")
+        return
+    path = report.path.parent / w["file"]
+    if not path.is_file():
+        report.add("weights", f"{w['file']} is missing beside the submission")
+        return
+    try:
+        header = safetensors_header(path)
+    except SubmissionError as exc:
+        report.add("weights", str(exc))
+        return
+    if sha256_file(path) != w.get("sha256"):
+        report.add("weights", f"{w['file']}'s SHA-256 is not the one the submission records")
+        return
+    tensors: dict[str, dict[str, list[int]]] = {}
+    for name, info in header.items():
+        if name != "__metadata__":
+            key, _, tensor = name.rpartition("/")
+            tensors.setdefault(key, {})[tensor] = info.get("shape") if isinstance(info, dict) else None
+    for key in sorted(set(tensors) - {e.get("key") for e in entries}):
+        report.add("weights", f"holds tensors for {key}, which is no entry of the submission")
+    for key, shapes in report.shapes.items():
+        if tensors.get(key) != shapes:
+            got = tensors.get(key, {})
+            wrong = sorted(set(shapes) ^ set(got)) or sorted(t for t in shapes if shapes[t] != got.get(t))
+            report.add(key, f"its weights do not match the model the suite builds (tensors {', '.join(wrong[:3])})")
+
+
+def check_duplicates(reports: list[Report]) -> None:
+    """Across files: the same name twice, or the same runs (entries or weights) submitted twice."""
+    seen: dict[tuple[str, Any], Path] = {}
+    for report in reports:
+        if report.data is None or not isinstance(report.data.get("entries"), list):
+            continue
+        d = report.data
+        marks = [("name", d.get("name")), ("runs", tuple(e.get("task", {}).get("fingerprint", "") + str(e.get("best"))
+                                                        for e in d["entries"] if isinstance(e, dict)))]
+        if isinstance(d.get("weights"), dict):
+            marks.append(("weights", d["weights"].get("sha256")))
+        for kind, mark in marks:
+            if (kind, mark) in seen:
+                report.add("file", f"duplicate of {seen[(kind, mark)].name} (the same {kind})")
+                break
+            seen[(kind, mark)] = report.path
