@@ -111,14 +111,19 @@ def _print_problems(path: Path, problems: list[Any]) -> None:
         err.print(f"[red]rejected[/] {path}: {problem}", soft_wrap=True, markup=True, highlight=False)
 
 
+TRUST_OPTION = click.option("--trust-code", is_flag=True,
+                            help="Check a cell named as module:factory, which runs its code: read its source first.")
+
+
 @leaderboard_group.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-def validate_cmd(files: tuple[Path, ...]) -> None:
+@TRUST_OPTION
+def validate_cmd(files: tuple[Path, ...], trust_code: bool) -> None:
     """Check submission FILES without running their models: schema, completeness, fingerprints, derived
     figures, ranges, budget, weights format and hash, duplicates. Exit code 2 if any is rejected."""
     from memtasks.leaderboard.validate import check_duplicates, validate_file
 
-    reports = [validate_file(f) for f in files]
+    reports = [validate_file(f, trust_code=trust_code) for f in files]
     check_duplicates(reports)
     bad = [r for r in reports if not r.ok]
     for report in reports:
@@ -135,7 +140,8 @@ def validate_cmd(files: tuple[Path, ...]) -> None:
 @leaderboard_group.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print every entry's claimed and re-measured fit as JSON.")
-def verify_cmd(file: Path, as_json: bool) -> None:
+@TRUST_OPTION
+def verify_cmd(file: Path, as_json: bool, trust_code: bool) -> None:
     """Rebuild every model of FILE from its safetensors weights, regenerate its training set and confirm the
     claimed training fit. The file is validated first."""
     from dataclasses import asdict
@@ -143,7 +149,7 @@ def verify_cmd(file: Path, as_json: bool) -> None:
     from memtasks.leaderboard.validate import validate_file
     from memtasks.leaderboard.verify import ACCURACY_TOL, MSE_REL_TOL, verify_submission
 
-    report = validate_file(file)
+    report = validate_file(file, trust_code=trust_code)
     if not report.ok:
         _print_problems(file, report.problems)
         raise BadInput(f"{file} does not validate, so it was not verified (reasons above)")
@@ -156,8 +162,10 @@ def verify_cmd(file: Path, as_json: bool) -> None:
         _print_problems(file, problems)
         raise BadInput(f"{file}: {len(problems)} of {len(checks) or len(problems)} runs not confirmed by their weights")
     worst = max((abs(c.claimed - c.measured) for c in checks), default=0.0)
-    (err if as_json else out).print(f"[green]verified[/] {file}: all {len(checks)} runs re-measured from their weights within tolerance "
-              f"(accuracy ±{ACCURACY_TOL:g}, MSE ±{MSE_REL_TOL:.1%}; largest difference {worst:.2g})", soft_wrap=True)
+    console = err if as_json else out  # --json keeps stdout for the JSON alone
+    console.print(f"[green]verified[/] {file}: all {len(checks)} runs re-measured from their weights within tolerance "
+                  f"(accuracy ±{ACCURACY_TOL:g}, MSE ±{MSE_REL_TOL:.1%}; largest difference {worst:.2g})",
+                  soft_wrap=True)
 
 
 @leaderboard_group.command("build")
@@ -165,11 +173,12 @@ def verify_cmd(file: Path, as_json: bool) -> None:
               default=Path("leaderboard/submissions"), show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboard"),
               show_default=True)
-def build_cmd(submissions: Path, out_dir: Path) -> None:
+@TRUST_OPTION
+def build_cmd(submissions: Path, out_dir: Path, trust_code: bool) -> None:
     """Validate and verify every submission, then write README.md and index.html (all or nothing)."""
     from memtasks.cli.common import writable_dir
     from memtasks.leaderboard.site import build
 
     writable_dir(out_dir)
-    written = build(submissions, out_dir)
+    written = build(submissions, out_dir, trust_code=trust_code)
     out.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True)

@@ -18,6 +18,7 @@ from string import Template
 from typing import Any
 
 from memtasks.errors import MemtasksError
+from memtasks.leaderboard.scores import compute_scores
 from memtasks.leaderboard.suite import Suite, get_suite
 from memtasks.leaderboard.validate import check_duplicates, validate_file
 from memtasks.leaderboard.verify import ACCURACY_TOL, MSE_REL_TOL, verify_submission
@@ -60,25 +61,32 @@ class Row:
         return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
 
 
-def collect(folder: Path, *, verify: bool = True) -> tuple[Suite, list[Row]]:
-    """Validate (and verify) every submission in ``folder``; raise :class:`BuildError` with every problem."""
+def collect(folder: Path, *, verify: bool = True, trust_code: bool = False) -> tuple[Suite, list[Row]]:
+    """Validate (and verify) every submission in ``folder``; raise :class:`BuildError` with every problem.
+
+    The pages show scores recomputed from the entries (validation has checked that the claimed ones match).
+    """
     if not folder.is_dir():
         raise BuildError(f"{folder}: no such folder of submissions")
     problems = [f"{p.name}: only .json submissions and their .safetensors weights belong here"
                 for p in sorted(folder.iterdir()) if not p.name.startswith(".") and p.suffix not in ALLOWED_SUFFIXES]
-    reports = [validate_file(p) for p in sorted(folder.glob("*.json"))]
-    if not reports:
+    problems += [f"{p.name}: a symbolic link; submissions are regular files" for p in sorted(folder.iterdir())
+                 if p.is_symlink()]
+    reports = [validate_file(p, trust_code=trust_code) for p in sorted(folder.glob("*.json")) if not p.is_symlink()]
+    if not reports and not problems:
         raise BuildError(f"{folder}: no submissions (*.json) to publish")
     check_duplicates(reports)
     problems += [f"{r.path.name}: {p}" for r in reports for p in r.problems]
-    suites = {r.data["suite"] for r in reports if r.data}
+    suites = {r.data["suite"] for r in reports if r.ok and r.data}
     if len(suites) > 1:
         problems.append(f"submissions to several suites ({', '.join(sorted(suites))}); one page shows one suite")
     if problems:
         raise BuildError(_listing(problems))
+    suite = get_suite(suites.pop())
     rows = []
     for report in reports:
         data: dict[str, Any] = report.data  # type: ignore[assignment]
+        data["scores"] = compute_scores(data["entries"], suite.settings)
         verified = False
         if verify and data["weights"] is not None:
             _, failed = verify_submission(report.path, data)
@@ -88,7 +96,7 @@ def collect(folder: Path, *, verify: bool = True) -> tuple[Suite, list[Row]]:
     if problems:
         raise BuildError(_listing(problems))
     rows.sort(key=lambda r: (-r.overall["bits_per_param"], r.data["name"].lower()))
-    return get_suite(suites.pop()), rows
+    return suite, rows
 
 
 def _listing(problems: list[str]) -> str:
@@ -97,9 +105,11 @@ def _listing(problems: list[str]) -> str:
     return f"{len(problems)} problem(s); nothing was written:\n" + "\n".join(f"  {p}" for p in shown) + more
 
 
-def build(submissions: str | Path, out_dir: str | Path, *, verify: bool = True) -> list[Path]:
-    """Write ``README.md`` and ``index.html`` to ``out_dir`` from the submissions in ``submissions``."""
-    suite, rows = collect(Path(submissions), verify=verify)
+def build(submissions: str | Path, out_dir: str | Path, *, verify: bool = True, trust_code: bool = False
+          ) -> list[Path]:
+    """Write ``README.md`` and ``index.html`` to ``out_dir`` from the submissions in ``submissions``
+    (``trust_code``: see :func:`~memtasks.leaderboard.validate.validate_file`)."""
+    suite, rows = collect(Path(submissions), verify=verify, trust_code=trust_code)
     out_dir = Path(out_dir)
     pages = {"README.md": render_markdown(suite, rows), "index.html": render_html(suite, rows)}
     tmps = []
@@ -143,18 +153,19 @@ def render_markdown(suite: Suite, rows: list[Row]) -> str:
              "|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
     for i, row in enumerate(rows, 1):
         o, d = row.overall, row.data
-        name = d["name"] if d["cell_source"] == "builtin" else f"[{d['name']}]({d['cell_source']})"
+        name = d["name"] if d["cell_source"] == "builtin" else f"[{d['name']}](<{d['cell_source']}>)"
         lines.append(f"| {i} | {name} | `{d['cell']['name']}` | **{_f(o['bits_per_param'], 3)}** | "
                      f"{_f(o['fraction_of_ceiling'], 3)} | {o['at_ceiling']}/{o['runs']} | {o['at_budget']}/{o['runs']}"
                      f" | {row.params} | {'✓ verified' if row.verified else 'no weights'} | {_minutes(row)} | "
                      f"{d['created']} |")
     lines += ["", "## Bits per parameter, per setting", "",
-              "Mean over seeds ± population standard deviation.", "",
+              "Mean over seeds ± population standard deviation; † marks a setting where a run stopped at the step "
+              "budget (a lower bound).", "",
               "| submission | " + " | ".join(_short(t) for t in suite.settings) + " |",
               "|---|" + "---:|" * len(suite.settings)]
     for row in rows:
         cells = [f"{_f(row.setting(t)['bits_per_param']['mean'])} ± {_f(row.setting(t)['bits_per_param']['std'])}"
-                 for t in suite.settings]
+                 + (" †" if row.setting(t)["at_budget"] else "") for t in suite.settings]
         lines.append(f"| {row.data['name']} | " + " | ".join(cells) + " |")
     guide = files("memtasks.leaderboard").joinpath("templates/submitting.md").read_text(encoding="utf-8")
     lines += ["", Template(guide).substitute(suite_id=suite.id, acc_tol=f"{ACCURACY_TOL:g}",
@@ -213,8 +224,11 @@ def render_html(suite: Suite, rows: list[Row]) -> str:
         for t in suite.settings:
             v = row.setting(t)["bits_per_param"]["mean"]
             alpha = 0.06 + 0.5 * max(v, 0.0) / top[t]
+            budget = row.setting(t)["at_budget"]
+            mark = (f'<sup class="mark" title="{budget} of {row.setting(t)["runs"]} runs stopped at the step budget">'
+                    '†</sup>') if budget else ""
             cells.append(f'<td class="cellv" data-value="{v:.6f}" style="background: rgba(47, 95, 208, {alpha:.3f})">'
-                         f'{_f(v)}</td>')
+                         f'{_f(v)}{mark}</td>')
         heat.append(f'<tr>{_name_cell(row)}{"".join(cells)}</tr>')
     cards = [_card(suite, t, rows) for t in suite.settings]
     page = Template(files("memtasks.leaderboard").joinpath("templates/index.html").read_text(encoding="utf-8"))

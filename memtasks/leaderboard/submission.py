@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import struct
 from datetime import datetime, timezone
@@ -28,8 +29,11 @@ MAX_JSON_BYTES = 16 * 2**20
 MAX_WEIGHTS_BYTES = 64 * 2**20
 #: A submission's name: what the leaderboard shows.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+()-]{0,63}")
-#: Where the cell's code can be read: a web address, or ``builtin`` for the cells memtasks ships.
-SOURCE_RE = re.compile(r"https?://[^\s<>\"']+|builtin")
+#: Where the cell's code can be read: a plain web address (host, port, path; no query, no characters that Markdown
+#: or HTML would read), or ``builtin`` for the cells memtasks ships.
+SOURCE_RE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/%+-]*)?|builtin")
+#: Bytes per element of the tensor types a model's weights may use.
+ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 #: The top-level fields of a submission, in the order they are written.
 FIELDS = ("schema_version", "suite", "name", "cell", "cell_source", "description", "created", "provenance",
           "suite_definition", "weights", "scores", "entries")
@@ -173,44 +177,82 @@ def read_json(path: Path) -> dict[str, Any]:
         raise SubmissionError(f"{path}: {size:,} bytes is over the {MAX_JSON_BYTES:,}-byte limit for a submission "
                               "(drop the evaluation histories: memtasks submit does)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = strict_json(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise SubmissionError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise SubmissionError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") \
+            from None
+    except (ValueError, RecursionError) as exc:
+        raise SubmissionError(f"{path}: unreadable JSON ({str(exc).splitlines()[0][:120] or type(exc).__name__})") \
             from None
     if not isinstance(data, dict):
         raise SubmissionError(f"{path}: a submission is a JSON object, got {type(data).__name__}")
     return data
 
 
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The header of a safetensors file, read without loading any tensor and without unpickling anything.
+def strict_json(text: str | bytes) -> Any:
+    """JSON without NaN or infinities (a submission's numbers must be finite)."""
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON number")
 
-    A file that is not safetensors (a pickle or a ``torch.save`` zip above all) is refused by its first bytes.
+    return json.loads(text, parse_constant=refuse)
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The header of a safetensors file, checked whole (every tensor's type, shape and byte range) without
+    loading any tensor and without unpickling anything.
+
+    A file that is not safetensors is refused; its first bytes only word the reason (a pickle, a ``torch.save``
+    zip). A symbolic link is refused too: weights are a regular file beside their submission.
     """
+    if path.is_symlink():
+        raise SubmissionError(f"{path.name} is a symbolic link; weights must be a regular file beside the submission")
     size = path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:
         raise SubmissionError(f"{path.name}: {size:,} bytes is over the {MAX_WEIGHTS_BYTES:,}-byte limit for weights")
     with open(path, "rb") as f:
         head = f.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        header: Any = None
+        if 2 <= length <= size - 8:
+            try:
+                header = strict_json(f.read(length))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                header = None
+    if not isinstance(header, dict):
         kind = _sniff(head)
         if kind:
             raise SubmissionError(f"{path.name} is {kind}, not safetensors; it was not loaded (only safetensors "
                                   "weights are accepted: a pickle can run code when loaded)")
-        if len(head) < 8:
-            raise SubmissionError(f"{path.name}: too short to be a safetensors file")
-        (length,) = struct.unpack("<Q", head)
-        if length < 2 or length > size - 8:
-            raise SubmissionError(f"{path.name}: not a safetensors file (its header length {length} does not fit "
-                                  f"its {size} bytes)")
-        try:
-            header = json.loads(f.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise SubmissionError(f"{path.name}: not a safetensors file (its header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise SubmissionError(f"{path.name}: not a safetensors file (its header is not a JSON object)")
+        raise SubmissionError(f"{path.name} is not a safetensors file (no valid header); it was not loaded")
+    _check_layout(path.name, header, size - 8 - length)
     return header
+
+
+def _check_layout(name: str, header: dict[str, Any], data_bytes: int) -> None:
+    """Every tensor: a known float type, a shape, and a byte range that fits it; together they tile the data."""
+    ranges = []
+    for key, info in header.items():
+        if key == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise SubmissionError(f"{name}: its metadata is not a table of strings")
+            continue
+        shape, offsets = (info.get("shape"), info.get("data_offsets")) if isinstance(info, dict) else (None, None)
+        ok = (isinstance(info, dict) and info.get("dtype") in ITEMSIZE and isinstance(shape, list)
+              and all(type(d) is int and d >= 0 for d in shape) and isinstance(offsets, list) and len(offsets) == 2
+              and all(type(o) is int for o in offsets))
+        if not ok or offsets[1] - offsets[0] != math.prod(shape) * ITEMSIZE[info["dtype"]]:
+            raise SubmissionError(f"{name}: tensor {key[:80]} has no valid type ({', '.join(ITEMSIZE)}), shape and "
+                                  "byte range")
+        ranges.append(tuple(offsets))
+    end = 0
+    for start, stop in sorted(ranges):
+        if start != end:
+            raise SubmissionError(f"{name}: its tensors' byte ranges overlap or leave gaps")
+        end = stop
+    if end != data_bytes:
+        raise SubmissionError(f"{name}: its tensors cover {end} bytes of its {data_bytes} bytes of data")
 
 
 def _sniff(head: bytes) -> str | None:

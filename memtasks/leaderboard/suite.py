@@ -11,7 +11,9 @@ measure the cap, not the cell.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,7 @@ class Suite:
 
     @property
     def settings(self) -> list[str]:
-        """Every setting of the suite, in the grid's order."""
+        """Every setting of the suite, part by part (as the pages list them)."""
         return [t for part in self.parts for t in part.tasks]
 
     def part_of(self, task: str) -> SuitePart:
@@ -112,6 +114,8 @@ SUITES: dict[str, Suite] = {s.id: s for s in (_core_v0(),)}
 
 def get_suite(suite_id: str) -> Suite:
     """The suite ``suite_id``; an unknown, unversioned or malformed id is an error naming the valid ones."""
+    if not isinstance(suite_id, str):
+        raise SuiteError(f"suite id {suite_id!r} is not text; valid: {', '.join(sorted(SUITES))}")
     if suite_id in SUITES:
         return SUITES[suite_id]
     valid = ", ".join(sorted(SUITES))
@@ -169,16 +173,21 @@ def run_suite(suite: Suite, cell: str, folder: str | Path, *, cell_kwargs: dict[
         if {k: theirs[k] for k in mine} != mine:
             raise SuiteError(f"{folder} holds a run of suite {theirs['suite']} for cell {theirs['cell']} "
                              f"{theirs['cell_kwargs'] or ''}; use another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    seconds, failed = 0.0, []
-    for config in configs:
-        summary = run_sweep(config, folder, backend=backend, workers=workers, device=device, address=address,
-                            console=console, progress=progress, yes=yes)
-        seconds += summary.wall_time_s
-        failed += summary.failed
-    previous = read_run_file(folder).get("seconds", 0.0) if (folder / RUN_FILE).exists() else 0.0
     from memtasks.fitting.trainer import machine
 
-    (folder / RUN_FILE).write_text(json.dumps({**mine, "seconds": round(previous + seconds, 1), "workers": workers,
-                                               "device": device, "machine": machine()}, indent=1) + "\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = read_run_file(folder).get("seconds", 0.0) if (folder / RUN_FILE).exists() else 0.0
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    started, failed = time.perf_counter(), []
+    try:
+        for config in configs:
+            failed += run_sweep(config, folder, backend=backend, workers=workers, device=device, address=address,
+                                console=console, progress=progress, yes=yes).failed
+    finally:  # an interrupted run's time counts too: the next invocation resumes it and adds its own
+        seconds = time.perf_counter() - started
+        info = {**mine, "seconds": round(previous + seconds, 1), "workers": workers, "device": device,
+                "machine": machine()}
+        tmp = folder / f".{RUN_FILE}.tmp"
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+        tmp.replace(folder / RUN_FILE)
     return SuiteRun(folder, seconds, failed)

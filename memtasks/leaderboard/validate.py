@@ -11,8 +11,10 @@ entry and the reason.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,9 @@ from memtasks.leaderboard.suite import Suite, SuiteError, get_suite
 REL_TOL = 1e-9
 #: Protocol fields a trial chooses (the search) or the harness derives; every other one is the suite's.
 TRIAL_FIELDS = ("lr", "batch_size", "seed", "eval_every", "device")
+#: The types an entry's fields must have before anything in them is read.
+ENTRY_TYPES = (("task", dict), ("cell", dict), ("protocol", dict), ("search", dict), ("trials", list),
+               ("steps", int), ("stop_reason", str), ("status", str))
 
 
 @dataclass
@@ -66,19 +71,32 @@ class Report:
         self.problems.append(Problem(where, reason))
 
 
-def validate_file(path: str | Path) -> Report:
-    """Validate one submission file (and its weights file, if it names one)."""
+def validate_file(path: str | Path, *, trust_code: bool = False) -> Report:
+    """Validate one submission file (and its weights file, if it names one); never raises on a bad file.
+
+    A cell named as ``module:factory`` is code the submission chooses, and checking its parameter counts means
+    running it: it is refused unless ``trust_code`` (after someone has read its source). Registered cells (built
+    in, or installed as plugins) are trusted.
+    """
     report = Report(Path(path))
+    try:
+        _validate(report, trust_code)
+    except Exception as exc:  # noqa: BLE001 - a hostile file must be reported, never crash the validator
+        report.add("file", f"could not be checked ({type(exc).__name__}: {str(exc)[:200]})")
+    return report
+
+
+def _validate(report: Report, trust_code: bool) -> None:
     try:
         report.data = read_json(report.path)
     except SubmissionError as exc:
         report.add("file", str(exc).removeprefix(f"{report.path}: "))
-        return report
+        return
     data = report.data
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if type(data.get("schema_version")) is not int or data["schema_version"] != SCHEMA_VERSION:
         report.add("schema_version", f"{data.get('schema_version')!r} is not supported; this memtasks reads "
                                      f"schema_version {SCHEMA_VERSION}")
-        return report
+        return
     missing = [k for k in FIELDS if k not in data]
     unknown = sorted(set(data) - set(FIELDS))
     if missing or unknown:
@@ -86,12 +104,12 @@ def validate_file(path: str | Path) -> Report:
             report.add("file", f"missing fields {', '.join(missing)}")
         if unknown:
             report.add("file", f"unknown fields {', '.join(unknown)}")
-        return report
+        return
     try:
         suite = get_suite(data["suite"])
     except SuiteError as exc:
         report.add("suite", str(exc))
-        return report
+        return
     if data["suite_definition"] != suite.to_dict():
         report.add("suite_definition", f"differs from {suite.id} as this memtasks defines it; a suite never "
                                        "changes, so the run did not follow it")
@@ -99,21 +117,26 @@ def validate_file(path: str | Path) -> Report:
     cell = data.get("cell")
     if not isinstance(cell, dict) or not isinstance(cell.get("name"), str) or not isinstance(cell.get("kwargs"), dict):
         report.add("cell", "must be an object with a name and kwargs")
-        return report
+        return
+    if ":" in cell["name"] and not trust_code:
+        report.add("cell", f"{cell['name']} names code to import (module:factory), which checking it would run; "
+                           "read its source first, then check it with --trust-code")
+        return
     try:
         from memtasks.models.registry import cell_spec
 
-        cell_spec(cell["name"])
+        spec = cell_spec(cell["name"])
     except Exception as exc:  # noqa: BLE001 - a cell that cannot be built is the submission's problem
         report.add("cell", f"{cell['name']} cannot be built here ({exc}); a cell that is not built in must be "
                            "importable when the submission is checked")
-        return report
+        return
+    if data["cell_source"] == "builtin" and spec.source != "builtin":
+        report.add("cell_source", f"'builtin', but {spec.name} is not a cell memtasks ships ({spec.source})")
     entries = _check_entries(report, data, suite)
     if entries is not None and report.ok:
         _check_scores(report, data, entries, suite)
     if data["weights"] is not None and entries is not None:
         _check_weights(report, data, entries)
-    return report
 
 
 def _check_header(report: Report, data: dict[str, Any]) -> None:
@@ -123,10 +146,26 @@ def _check_header(report: Report, data: dict[str, Any]) -> None:
         report.add("cell_source", f"{data['cell_source']!r} must be an http(s) address or 'builtin'")
     if not isinstance(data["description"], str) or len(data["description"]) > 2000:
         report.add("description", "must be text of at most 2000 characters")
-    if not isinstance(data["created"], str) or len(data["created"]) != 10:
+    try:
+        date.fromisoformat(data["created"])
+        assert len(data["created"]) == 10
+    except (TypeError, ValueError, AssertionError):
         report.add("created", f"{data['created']!r} must be a date, YYYY-MM-DD")
-    if not isinstance(data["provenance"], dict):
+    prov = data["provenance"]
+    if not isinstance(prov, dict):
         report.add("provenance", "must be an object")
+        return
+    for key in ("memtasks", "torch", "lightning", "python"):
+        if not isinstance(prov.get(key), list) or not prov[key] or not all(isinstance(v, str) for v in prov[key]):
+            report.add("provenance", f"{key} must be a non-empty list of version strings")
+    for key in ("cpu_count", "workers"):
+        if prov.get(key) is not None and type(prov.get(key)) is not int:
+            report.add("provenance", f"{key} must be an integer or null")
+    if prov.get("wall_time_s") is not None and (type(prov["wall_time_s"]) not in (int, float)
+                                                or prov["wall_time_s"] < 0):
+        report.add("provenance", "wall_time_s must be a non-negative number or null")
+    if not isinstance(prov.get("cpu", ""), str):
+        report.add("provenance", "cpu must be text")
 
 
 def _check_entries(report: Report, data: dict[str, Any], suite: Suite) -> list[dict[str, Any]] | None:
@@ -136,13 +175,17 @@ def _check_entries(report: Report, data: dict[str, Any], suite: Suite) -> list[d
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         report.add("entries", "must be a list of objects")
         return None
-    points = suite.points(data["cell"]["name"], data["cell"]["kwargs"])
+    try:
+        points = suite.points(data["cell"]["name"], data["cell"]["kwargs"])
+    except Exception as exc:  # noqa: BLE001 - e.g. cell kwargs the suite's sweeps refuse
+        report.add("cell", f"the suite cannot be laid out for this cell ({type(exc).__name__}: {exc})")
+        return None
     expected = {entry_key(task, seed): point for (task, seed), point in points.items()}
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         key = entry.get("key")
         where = key if isinstance(key, str) else f"entries[{i}]"
-        if key not in expected:
+        if not isinstance(key, str) or key not in expected:
             report.add(where, f"is not a point of {suite.id} (keys look like {next(iter(expected))})")
             continue
         if key in seen:
@@ -154,7 +197,16 @@ def _check_entries(report: Report, data: dict[str, Any], suite: Suite) -> list[d
         except (ResultFormatError, TypeError) as exc:
             report.add(where, str(exc).removeprefix(f"{key}: "))
             continue
-        _check_entry(report, where, entry, expected[key], data["cell"], suite)
+        wrong = [f"{name} must be {kind.__name__}" for name, kind in ENTRY_TYPES if not isinstance(entry[name], kind)]
+        if entry["best"] is not None and not isinstance(entry["best"], dict):
+            wrong.append("best must be an object or null")
+        if wrong:
+            report.add(where, "; ".join(wrong))
+            continue
+        try:
+            _check_entry(report, where, entry, expected[key], data["cell"], suite)
+        except Exception as exc:  # noqa: BLE001 - a malformed entry is reported, never a crash
+            report.add(where, f"malformed ({type(exc).__name__}: {str(exc)[:200]})")
     for key in expected:
         if key not in seen and not any(p.where == key for p in report.problems):
             report.add(key, f"is missing: {suite.id} needs every setting for seeds {list(suite.seeds)}")
@@ -258,6 +310,10 @@ def _check_metrics(report: Report, key: str, entry: dict[str, Any], train: Any, 
     if not isinstance(steps, int) or not 0 < steps <= max_steps or not isinstance(best.get("step"), int) \
             or not 0 <= best["step"] <= steps:
         report.add(key, f"steps {steps} (best at {best.get('step')}) are outside 1..{max_steps}, the suite's budget")
+    if entry["stop_reason"] == "budget" and steps != max_steps:
+        report.add(key, f"stop_reason 'budget' but it stopped after {steps} of {max_steps} steps")
+    if entry["stop_reason"] == "ceiling" and best["train"].get("at_ceiling") is not True:
+        report.add(key, "stop_reason 'ceiling' but its best evaluation is not at the ceiling")
     t, lay, ceiling = best["train"], train.layout, train.ceiling
     n = ceiling.n_scored
     bad: list[str] = []
@@ -313,7 +369,9 @@ def _check_scores(report: Report, data: dict[str, Any], entries: list[dict[str, 
         if isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b):
             for k in a:
                 walk(a[k], b[k], f"{where}.{k}")
-        elif isinstance(a, (int, float)) and _close(b, a, 10.0 ** -DECIMALS):
+        elif type(a) is int and type(b) is int and a == b:
+            return
+        elif type(a) is float and type(b) in (int, float) and _close(b, a, 10.0 ** -DECIMALS):
             return
         elif a != b:
             report.add(where, f"claims {b!r}; recomputed from the entries it is {a!r}")
@@ -358,17 +416,15 @@ def _check_weights(report: Report, data: dict[str, Any], entries: list[dict[str,
 
 
 def check_duplicates(reports: list[Report]) -> None:
-    """Across files: the same name twice, or the same runs (entries or weights) submitted twice."""
-    seen: dict[tuple[str, Any], Path] = {}
+    """Across valid files: the same name, or the same runs (entry keys, data and fits), submitted twice."""
+    seen: dict[tuple[str, str], Path] = {}
     for report in reports:
-        if report.data is None or not isinstance(report.data.get("entries"), list):
+        if not report.ok or report.data is None:
             continue
         d = report.data
-        marks = [("name", d.get("name")), ("runs", tuple(e.get("task", {}).get("fingerprint", "") + str(e.get("best"))
-                                                        for e in d["entries"] if isinstance(e, dict)))]
-        if isinstance(d.get("weights"), dict):
-            marks.append(("weights", d["weights"].get("sha256")))
-        for kind, mark in marks:
+        runs = sorted((e["key"], e["task"]["fingerprint"], e["best"]["step"],
+                       json.dumps(e["best"]["train"], sort_keys=True)) for e in d["entries"])
+        for kind, mark in (("name", d["name"].strip().lower()), ("runs", json.dumps(runs))):
             if (kind, mark) in seen:
                 report.add("file", f"duplicate of {seen[(kind, mark)].name} (the same {kind})")
                 break

@@ -83,7 +83,10 @@ def run_group(points: list[dict[str, Any]], device: str = "cpu", write_to: str |
         result.extra["sweep_point"] = m.key.to_dict()
         outcome.result = result.to_dict()
         if scratch is not None and result.model_file:
-            outcome.weights = (weights_dir / result.model_file).read_bytes()
+            try:
+                outcome.weights = (weights_dir / result.model_file).read_bytes()
+            except OSError as exc:  # this point fails alone; the group's other points go on
+                outcome.error, outcome.result = f"reading its weights failed ({exc})", None
         if write_to is not None:
             try:
                 result.save(Path(write_to) / f"{m.key.stem}.json")

@@ -143,6 +143,8 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
                         ran += 1
                     except ResultWriteError as exc:  # rescued; the sweep goes on and retries it next time
                         error = str(exc)
+                    except OSError as exc:  # the weights could not be written: the point runs again next time
+                        error = f"writing its weights failed ({exc})"
                 if error is not None:
                     failed.append((outcome.point.stem, error))
                     console.print(f"[red]failed[/] {outcome.point.stem}: {error}", soft_wrap=True)

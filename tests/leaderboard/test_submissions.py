@@ -258,3 +258,116 @@ def test_suite_run_and_submit_from_the_command_line(tiny_suite, tmp_path):
     data = json.loads(bare.read_text())
     assert data["weights"] is None and not bare.with_suffix(".safetensors").exists()
     assert_bad_input(run("leaderboard", "verify", str(bare)), "no weights")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["entries"][0].update(task=["not", "a", "dict"]),
+    lambda d: d["entries"][0]["task"].update(kwargs="n_examples=7"),
+    lambda d: d["entries"][0].update(cell=[1, 2]),
+    lambda d: d["entries"][0].update(protocol=None),
+    lambda d: d["entries"][0].update(protocol=[1]),
+    lambda d: d["entries"][0].update(key=["a"]),
+    lambda d: d["entries"][0].update(best=[]),
+    lambda d: d["entries"][0]["best"].update(train=None),
+    lambda d: d["entries"][0].update(trials={"a": 1}),
+    lambda d: d["entries"][0].update(steps="6000"),
+    lambda d: d.update(suite=["core-v0"]),
+    lambda d: d.update(suite={"id": 1}),
+    lambda d: d["cell"].update(kwargs={"no_such_kwarg": 1}),
+    lambda d: d["provenance"].update(torch=[1]),
+    lambda d: d["provenance"].update(torch="2.1"),
+    lambda d: d.update(created="2026|<b>x"),
+    lambda d: d.update(cell_source="https://a.b/x)|![p](https://evil.example/p.png"),
+    lambda d: d.update(schema_version=True),
+    lambda d: d["scores"]["overall"].update(runs=4.00001),
+    lambda d: d["entries"][0].update(stop_reason="budget", steps=10),
+    lambda d: d.update(entries="none"),
+], ids=lambda f: "hostile")
+def test_hostile_values_are_reported_never_raised(valid, tmp_path, edit):
+    path = _copy(valid, tmp_path, edit)
+    report = validate_file(path)
+    assert not report.ok and report.problems
+    check_duplicates([report, validate_file(path)])  # must not raise either
+
+
+def test_deep_nesting_huge_numbers_and_nan_are_malformed(valid, tmp_path):
+    bad = tmp_path / "bad.json"
+    for text, reason in (("[" * 100000 + "]" * 100000, "unreadable JSON"), ('{"a": ' + "9" * 5000 + "}",
+                                                                               "unreadable JSON"),
+                         ('{"schema_version": NaN}', "NaN is not a JSON number")):
+        bad.write_text(text)
+        assert any(reason in r for r in _reasons(bad)), (text[:20], _reasons(bad))
+
+
+def test_a_module_factory_cell_is_code_and_runs_only_when_trusted(valid, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("builtins.print", lambda *a, **k: calls.append(a))
+
+    def point_at_print(data):
+        data["cell"] = {"name": "builtins:print", "kwargs": {}, "registered_source": "builtins:print"}
+        for e in data["entries"]:
+            e["cell"]["name"] = "builtins:print"
+
+    path = _copy(valid, tmp_path, point_at_print)
+    reasons = _reasons(path)
+    assert any("names code to import (module:factory)" in r and "--trust-code" in r for r in reasons), reasons
+    assert calls == []
+    result = run("leaderboard", "validate", str(path))
+    assert result.exit_code == 2 and "--trust-code" in result.stderr
+    assert calls == [] or all("rejected" in str(c) or "Error" in str(c) for c in calls)
+
+
+def test_builtin_source_is_only_for_builtin_cells(valid, tmp_path, monkeypatch):
+    from memtasks.models import registry
+    monkeypatch.setattr(registry, "_cells", dict(registry._cells))
+    registry.register_cell("tiny_plugin_lstm", registry.cell_spec("lstm").factory, "a registered copy")
+
+    def rename(data):
+        data["cell"]["name"] = "tiny_plugin_lstm"
+
+    reasons = _reasons(_copy(valid, tmp_path, rename))
+    assert any("'builtin', but tiny_plugin_lstm is not a cell memtasks ships" in r for r in reasons), reasons
+
+
+def test_genuine_safetensors_are_never_mistaken_for_a_pickle(tmp_path):
+    """A header whose length starts with the bytes of a pickle (0x80 0x02...) is still safetensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    from memtasks.leaderboard.submission import safetensors_header
+    for target in (640, 2600):
+        path = tmp_path / f"w{target}.safetensors"
+        pad = 0
+        while True:
+            save_file({"w": torch.zeros(3)}, str(path), metadata={"pad": "x" * pad})
+            length = int.from_bytes(path.read_bytes()[:8], "little")
+            if length >= target:
+                break
+            pad += 1
+        if length == target:
+            assert "w" in safetensors_header(path)
+    # A torch.save archive and a pickle under the right name and format are refused by their content.
+    torch.save({"w": torch.zeros(2)}, tmp_path / "zip.safetensors")
+    with pytest.raises(SubmissionError, match="a zip archive"):
+        safetensors_header(tmp_path / "zip.safetensors")
+    (tmp_path / "p.safetensors").write_bytes(pickle.dumps([1, 2], protocol=2))
+    with pytest.raises(SubmissionError, match="a Python pickle"):
+        safetensors_header(tmp_path / "p.safetensors")
+
+
+def test_weights_with_a_bad_byte_range_are_refused_before_loading(valid, tmp_path):
+    import struct
+    path = _copy(valid, tmp_path)
+    weights = path.with_name("tiny-lstm.safetensors")
+    raw = weights.read_bytes()
+    length = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + length])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["data_offsets"] = [0, 10**9]
+    text = json.dumps(header).encode()
+    weights.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length:])
+    from memtasks.leaderboard.submission import sha256_file
+    data = json.loads(path.read_text())
+    data["weights"]["sha256"] = sha256_file(weights)
+    path.write_text(json.dumps(data))
+    assert any("has no valid type" in r for r in _reasons(path)), _reasons(path)
