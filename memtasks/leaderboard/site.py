@@ -189,13 +189,13 @@ def _badge(row: Row) -> str:
     return '<span class="badge no" title="submitted without weights">no weights</span>'
 
 
-def _name_cell(row: Row) -> str:
+def _name_cell(row: Row, describe: bool = False) -> str:
     d = row.data
     name = _e(d["name"])
     if d["cell_source"] != "builtin":
         name = f'<a href="{_e(d["cell_source"])}" rel="noopener">{name}</a>'
-    desc = f'<div class="small">{_e(d["description"])}</div>' if d["description"] else ""
-    return f'<td data-value="{_e(d["name"])}"><span class="sub">{name}</span>{desc}</td>'
+    desc = f'<div class="small">{_e(d["description"])}</div>' if describe and d["description"] else ""
+    return f'<td class="name" data-value="{_e(d["name"])}"><span class="sub">{name}</span>{desc}</td>'
 
 
 def render_html(suite: Suite, rows: list[Row]) -> str:
@@ -205,7 +205,8 @@ def render_html(suite: Suite, rows: list[Row]) -> str:
         o, d = row.overall, row.data
         budget = f'<span class="warn">{o["at_budget"]}</span>' if o["at_budget"] else "0"
         overall.append(
-            f'<tr><td class="rank num">{i}</td>{_name_cell(row)}<td><code>{_e(d["cell"]["name"])}</code></td>'
+            f'<tr><td class="rank num">{i}</td>{_name_cell(row, describe=True)}'
+            f'<td><code>{_e(d["cell"]["name"])}</code></td>'
             f'<td class="num score" data-value="{o["bits_per_param"]:.6f}">{_f(o["bits_per_param"], 3)}</td>'
             f'<td class="num" data-value="{o["fraction_of_ceiling"]:.6f}">{_f(o["fraction_of_ceiling"], 3)}</td>'
             f'<td class="num" data-value="{o["at_ceiling"]}">{o["at_ceiling"]}/{o["runs"]}</td>'

@@ -1,0 +1,122 @@
+"""The published leaderboard page in a real headless browser (Debian's chromium, driven by Playwright).
+
+The page must load from the file with no console errors and no network request, show every submission, and
+reorder its rows when a column header is clicked. Without a browser the test is skipped, unless
+``MEMTASKS_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes that a failure.
+
+Run as a script to take the README's screenshot::
+
+    python -m tests.leaderboard.test_page leaderboard/index.html leaderboard/screenshot.png
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+PAGE = ROOT / "leaderboard" / "index.html"
+SUBMISSIONS = ROOT / "leaderboard" / "submissions"
+
+
+def _browser_path() -> str | None:
+    return os.environ.get("MEMTASKS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def open_page(path: Path, width: int = 1280):
+    """A Playwright page showing ``path`` from file, with every console error and network request recorded."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_browser_path(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.errors, page.requests = [], []
+            page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+            page.on("pageerror", lambda e: page.errors.append(str(e)))
+
+            def record(route):
+                page.requests.append(route.request.url)
+                if route.request.url.startswith("file:"):
+                    route.continue_()
+                else:
+                    route.abort()
+
+            page.route("**/*", record)
+            page.goto(path.resolve().as_uri())
+            page.wait_for_load_state("load")
+            yield page
+        finally:
+            browser.close()
+
+
+def _needs_browser() -> None:
+    missing = []
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("Playwright (pip install playwright)")
+    if _browser_path() is None:
+        missing.append("a chromium browser (apt-get install chromium)")
+    if missing:
+        if os.environ.get("MEMTASKS_REQUIRE_BROWSER"):
+            pytest.fail(f"the browser test needs {' and '.join(missing)}")
+        pytest.skip(f"needs {' and '.join(missing)}")
+
+
+def _column(page, table: str, index: int) -> list[str]:
+    script = f"rows => rows.map(r => r.cells[{index}].textContent.trim())"
+    return page.eval_on_selector_all(f"#{table} tbody tr", script)
+
+
+def test_the_committed_page_loads_offline_shows_every_submission_and_sorts():
+    _needs_browser()
+    names = sorted(p.stem for p in SUBMISSIONS.glob("*.json"))
+    assert names, "no committed submissions"
+    with open_page(PAGE) as page:
+        assert page.errors == []
+        assert all(url.startswith("file:") for url in page.requests), page.requests
+        rows = page.locator("#overall tbody tr")
+        assert rows.count() == len(names)
+        assert page.locator("#heat tbody tr").count() == len(names)
+        assert page.locator("section.card").count() == 16
+        assert page.locator("section.card svg rect.bar").count() == 16 * len(names)
+        ranked = _column(page, "overall", 1)
+        scores = [float(v) for v in _column(page, "overall", 3)]
+        assert scores == sorted(scores, reverse=True), "the page opens ranked by the overall score"
+        # Sorting by name reorders the rows alphabetically (the ranking is not alphabetical).
+        page.locator("#overall thead th", has_text="Submission").click()
+        by_name = _column(page, "overall", 1)
+        assert by_name == sorted(ranked, key=str.lower) and by_name != ranked
+        # Sorting by the fraction of the ceiling: first click high to low, second low to high.
+        header = page.locator("#overall thead th", has_text="Fraction of ceiling")
+        header.click()
+        fractions = [float(v) for v in _column(page, "overall", 4)]
+        assert fractions == sorted(fractions, reverse=True) and _column(page, "overall", 1) != by_name
+        assert header.get_attribute("aria-sort") == "descending"
+        header.click()
+        assert [float(v) for v in _column(page, "overall", 4)] == sorted(fractions)
+        # A per-setting column of the overview sorts too.
+        heads = page.eval_on_selector_all("#heat thead th", "hs => hs.map(h => h.textContent.trim())")
+        column = heads.index("Seq2Vec CatCat")
+        page.locator("#heat thead th").nth(column).click()
+        values = [float(v.rstrip("†")) for v in _column(page, "heat", column)]
+        assert values == sorted(values, reverse=True)
+        assert page.errors == []
+
+
+def screenshot(path: Path, out: Path) -> None:
+    """Save a full-page screenshot of the page at ``path`` to ``out``."""
+    with open_page(path) as page:
+        page.screenshot(path=str(out), full_page=False)
+
+
+if __name__ == "__main__":
+    screenshot(Path(sys.argv[1]), Path(sys.argv[2]))
