@@ -4,7 +4,9 @@ README that answer one question.
 - :mod:`~memtasks.studies.common`: running a study's sweeps, its files (results, CSV, ``study.json``);
 - :mod:`~memtasks.studies.capacity`: bits stored per parameter (Collins et al. 2017, per-parameter capacity);
 - :mod:`~memtasks.studies.per_unit`: real numbers recalled per hidden unit (Collins et al. 2017, per-unit
-  capacity) on ``DelayedRecall-Real-v0``.
+  capacity) on ``DelayedRecall-Real-v0``;
+- :mod:`~memtasks.studies.connectivity`: how strongly each output depends on each input step (Madsen 2019),
+  for a model in memory or one saved by ``memtasks run --save-model``.
 
 Every study is resumable (its sweeps skip finished points), runs on the local pool or Ray, takes ``scale`` for
 bigger machines, and regenerates its outputs byte for byte from its committed ``results.jsonl``.
