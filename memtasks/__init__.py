@@ -26,6 +26,7 @@ from memtasks.errors import (
     RegistrationError,
     UnknownTaskError,
 )
+from memtasks.tasks import digits as _digits  # registers SeqDigits-v0 (real data)
 from memtasks.tasks import grid as _grid  # registers the 16 grid settings
 from memtasks.tasks import recall as _recall  # registers the delayed-recall tasks
 from memtasks.tasks.params import Param
@@ -42,6 +43,7 @@ from memtasks.version import __version__
 
 SETTINGS = _grid.SETTINGS
 RECALL_TASKS = _recall.RECALL_TASKS
+DATA_TASKS = _digits.DATA_TASKS
 load_plugins()
 
 # Models and training pull in torch and Lightning (seconds to import), so these load on first use: the

@@ -6,5 +6,6 @@
 - :mod:`~memtasks.tasks.registration`: ``register``, ``make``, ``spec``, ``registry``, plugins;
 - :mod:`~memtasks.tasks.teacher`: the seeded random RNN behind ``source="teacher"``;
 - :mod:`~memtasks.tasks.grid`: the 16 settings (importing it registers them);
-- :mod:`~memtasks.tasks.recall`: the delayed-recall tasks of the per-unit capacity study.
+- :mod:`~memtasks.tasks.recall`: the delayed-recall tasks of the per-unit capacity study;
+- :mod:`~memtasks.tasks.digits`: ``SeqDigits-v0``, scikit-learn's 8×8 digits read pixel by pixel (real data).
 """
