@@ -27,6 +27,7 @@ from memtasks.errors import (
     UnknownTaskError,
 )
 from memtasks.tasks import digits as _digits  # registers SeqDigits-v0 (real data)
+from memtasks.tasks import files as _files  # registers SeqMNIST-v0 and CharText-v0 (the user's files)
 from memtasks.tasks import grid as _grid  # registers the 16 grid settings
 from memtasks.tasks import recall as _recall  # registers the delayed-recall tasks
 from memtasks.tasks.params import Param
@@ -43,7 +44,7 @@ from memtasks.version import __version__
 
 SETTINGS = _grid.SETTINGS
 RECALL_TASKS = _recall.RECALL_TASKS
-DATA_TASKS = _digits.DATA_TASKS
+DATA_TASKS = _digits.DATA_TASKS + _files.FILE_TASKS
 load_plugins()
 
 # Models and training pull in torch and Lightning (seconds to import), so these load on first use: the
