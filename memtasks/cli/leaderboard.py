@@ -155,7 +155,7 @@ def verify_cmd(file: Path, as_json: bool, trust_code: bool) -> None:
         raise BadInput(f"{file} does not validate, so it was not verified (reasons above)")
     if report.data["weights"] is None:  # type: ignore[index]
         raise BadInput(f"{file} has no weights, so it cannot be verified; bundle them with memtasks submit --weights")
-    checks, problems = verify_submission(file, report.data)  # type: ignore[arg-type]
+    checks, problems = verify_submission(file, report.data, report.measurements)  # type: ignore[arg-type]
     if as_json:
         out.print_json(json.dumps([asdict(c) for c in checks]))
     if problems:

@@ -89,7 +89,7 @@ def collect(folder: Path, *, verify: bool = True, trust_code: bool = False) -> t
         data["scores"] = compute_scores(data["entries"], suite.settings)
         verified = False
         if verify and data["weights"] is not None:
-            _, failed = verify_submission(report.path, data)
+            _, failed = verify_submission(report.path, data, report.measurements)
             problems += [f"{report.path.name}: {p}" for p in failed]
             verified = not failed
         rows.append(Row(report.path.name, data, verified))

@@ -62,6 +62,8 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     #: Each entry's model's tensors and their shapes, as the suite builds it (what the weights must hold).
     shapes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: Each entry's suite point, built once with its regenerated data (verification reuses them).
+    measurements: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -246,9 +248,10 @@ def _check_entry(report: Report, key: str, entry: dict[str, Any], point: Any, ce
         return
     import torch
 
-    with torch.device("meta"):
-        counts = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim,
-                               cell_kwargs=m.cell_kwargs, check=False).param_counts()
+    with torch.device("meta"):  # counts and shapes only: no weights allocated
+        model = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim, cell_kwargs=m.cell_kwargs,
+                              check=False)
+    counts = model.param_counts()
     total = c.get("params_total")
     if isinstance(total, int) and total > counts.total:
         report.add(key, f"{total} parameters overrun the budget: {suite.params} parameters allow {counts.total} for "
@@ -265,9 +268,7 @@ def _check_entry(report: Report, key: str, entry: dict[str, Any], point: Any, ce
         report.add(key, f"parameter counts {claimed} are not the model's ({counts.total}, {counts.core}, "
                         f"{counts.encoder}, {counts.readout})")
         return
-    with torch.device("meta"):
-        model = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim, cell_kwargs=m.cell_kwargs,
-                              check=False)
+    report.measurements[key] = m
     report.shapes[key] = {name: list(t.shape) for name, t in model.state_dict().items()}
     _check_protocol(report, key, entry, m)
     _check_metrics(report, key, entry, train, counts.total, m.protocol.max_steps)

@@ -35,8 +35,10 @@ class Check:
     ok: bool
 
 
-def verify_submission(path: str | Path, data: dict[str, Any]) -> tuple[list[Check], list[Problem]]:
-    """Re-evaluate every entry of a validated submission (``data``, read from ``path``) from its weights."""
+def verify_submission(path: str | Path, data: dict[str, Any], measurements: dict[str, Any] | None = None
+                      ) -> tuple[list[Check], list[Problem]]:
+    """Re-evaluate every entry of a validated submission (``data``, read from ``path``) from its weights
+    (``measurements``: the validator's suite points by entry key, so the data is not generated twice)."""
     import torch
     from safetensors import safe_open
 
@@ -62,7 +64,7 @@ def verify_submission(path: str | Path, data: dict[str, Any]) -> tuple[list[Chec
         for (setting, seed), point in points.items():
             key = entry_key(setting, seed)
             entry = entries[key]
-            m = measurement(point, "cpu")
+            m = (measurements or {}).get(key) or measurement(point, "cpu")
             model = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim,
                                   cell_kwargs=m.cell_kwargs, check=False)
             try:
