@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 
 from memtasks.data.taskdata import TaskData
 from memtasks.fitting.optim import StackedAdam
-from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.protocol import Protocol, ProtocolError, pack_fitted
 from memtasks.metrics import fits_ceiling_real
 from memtasks.models.registry import CellSpec
 from memtasks.models.sequence_model import MetricSums, SequenceModel
@@ -225,8 +225,11 @@ class _Group(pl.LightningModule):
 
     # ----- evaluation and stopping -------------------------------------------------------------------
     @torch.no_grad()
-    def _sums(self, data: dict[str, torch.Tensor | None], sizes: list[int]) -> list[MetricSums]:
-        """Metric sums over each model's whole split (``sizes[j]`` examples; 0 skips model j), in chunks."""
+    def _sums(self, data: dict[str, torch.Tensor | None], sizes: list[int], fitted: list[list[Any]] | None = None
+              ) -> list[MetricSums]:
+        """Metric sums over each model's whole split (``sizes[j]`` examples; 0 skips model j), in chunks; with
+        ``fitted``, ``fitted[j]`` also receives, chunk by chunk, which of model j's examples have every scored
+        target right (categorical targets)."""
         sums = [MetricSums(self.layout.y_type, self.layout.out_size) for _ in sizes]
         chunk = self.protocol.eval_batch_size
         rows_all = torch.tensor(sizes)
@@ -243,6 +246,8 @@ class _Group(pl.LightningModule):
                     p, t = pred[j, :m], targets[j, :m]
                     sums[j].update(p.reshape(-1, p.shape[-1]),
                                    t.reshape(-1) if self.layout.y_type == "cat" else t.reshape(-1, t.shape[-1]))
+                    if fitted is not None:
+                        fitted[j].append((p.argmax(-1) == t).flatten(1).all(1).cpu().numpy())
         return sums
 
     def _evaluate(self, due: list[int], at_budget: bool) -> list[int]:
@@ -250,7 +255,9 @@ class _Group(pl.LightningModule):
         started = time.perf_counter()
         self.net.eval()
         runs = [self.runs[k] for k in self.active]
-        train_sums = self._sums(self.data, [len(r.trial.train) if j in due else 0 for j, r in enumerate(runs)])
+        fitted: list[list[Any]] | None = [[] for _ in runs] if self.protocol.record_examples else None
+        train_sums = self._sums(self.data, [len(r.trial.train) if j in due else 0 for j, r in enumerate(runs)],
+                                fitted)
         test_sums = None
         if self.test_data is not None:
             test_sums = self._sums(self.test_data, [len(r.trial.test) if j in due else 0  # type: ignore[arg-type]
@@ -268,6 +275,8 @@ class _Group(pl.LightningModule):
             lr = float(self.optim.lr[j]) if self.optim is not None else run.trial.lr
             run.history.append({"step": self.step_count, "lr": lr, "train": train, "test": test,
                                 "time_s": round(self._train_time, 4)})
+            if fitted is not None:
+                run.history[-1]["fitted"] = pack_fitted(np.concatenate(fitted[j]))
             run.steps = self.step_count
             reason = self._decide(run, j, self.patience[k])
             if reason is None and at_budget:
@@ -368,6 +377,9 @@ def train_trials(trials: Sequence[Trial], cell: CellSpec, hidden_size: int, *, e
 
     Batchable cells train all trials as one stacked module; other cells train one trial at a time.
     """
+    if protocol.record_examples and trials and trials[0].train.layout.y_type != "cat":
+        raise ProtocolError("record_examples needs categorical targets (an example is fitted when every scored "
+                            f"target is right); {trials[0].train.task.get('id', 'this task')} has real targets")
     if not batchable(cell.name):
         if len(trials) > 1:
             warnings.warn(f"cell {cell.name!r} has no batched kernel: its {len(trials)} trials train one at a time",

@@ -9,7 +9,9 @@ A figure that more steps or another learning rate would change measures the budg
   ``decay`` (up to ``max_decays`` times); the run stops when a plateau follows the last decay, at the
   achievable ceiling, or at the budget;
 - a point is measured as the **best trial of a declared search** (:class:`Search`: learning rates × batch
-  sizes), every trial recorded.
+  sizes), every trial recorded;
+- with ``record_examples`` (categorical targets), every evaluation also records which training examples are
+  fitted (all their scored targets right), for per-example difficulty (see :func:`pack_fitted`).
 
 Every setting is validated on construction (one clear error naming the bad value and what is valid) and
 recorded in each result. This module imports neither Lightning nor, until a device is checked, torch, so
@@ -18,6 +20,7 @@ the command line stays fast.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import math
 from dataclasses import asdict, dataclass
@@ -74,6 +77,7 @@ class Protocol:
     eval_batch_size: int = 1024
     device: str = "cpu"
     optimizer: str = "adam"
+    record_examples: bool = False
 
     def __post_init__(self) -> None:
         _positive_float("learning rate", self.lr)
@@ -93,6 +97,8 @@ class Protocol:
             raise ProtocolError(f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ProtocolError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.record_examples, bool):
+            raise ProtocolError(f"record_examples must be true or false, got {self.record_examples!r}")
         if self.optimizer != "adam":
             raise ProtocolError(f"optimizer {self.optimizer!r} is not supported; valid: adam")
         check_device(self.device)
@@ -119,8 +125,11 @@ class Protocol:
         return max(self.patience, math.ceil(self.plateau_steps / eval_every))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form (``record_examples`` only when true, so other results read as before)."""
+        d = asdict(self)
+        if not self.record_examples:
+            del d["record_examples"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,19 @@ class Search:
         if self.inits > 1:
             d["inits"] = self.inits
         return d
+
+
+def pack_fitted(fitted: np.ndarray) -> str:
+    """Which examples are fitted (a boolean vector) as a short string: the bits packed, then base64."""
+    return base64.b64encode(np.packbits(np.asarray(fitted, dtype=bool)).tobytes()).decode("ascii")
+
+
+def unpack_fitted(packed: str, n_examples: int) -> np.ndarray:
+    """The boolean vector of :func:`pack_fitted` back (``n_examples`` long)."""
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(packed), dtype=np.uint8))
+    if len(bits) < n_examples:
+        raise ProtocolError(f"a packed record of {len(bits)} bits cannot hold {n_examples} examples")
+    return bits[:n_examples].astype(bool)
 
 
 def init_seed(seed: int, init: int) -> int:

@@ -77,7 +77,8 @@ class GroupKey(_Series):
         budget = cell["params_budget"]
         return cls(task_id=task["id"], kind=layout["kind"], x_type=layout["x_type"], y_type=layout["y_type"],
                    cell=cell["name"], n_examples=int(task["kwargs"].get("n_examples", task["n_examples"])),
-                   seq_len=int(task["kwargs"]["seq_len"]), params_budget=None if budget is None else int(budget),
+                   seq_len=int(task["kwargs"].get("seq_len", layout["seq_len"])),  # real data: a fixed length
+                   params_budget=None if budget is None else int(budget),
                    hidden=int(cell["hidden_size"]) if budget is None else None, search=search_label(run.search))
 
     def sort_key(self) -> tuple[Any, ...]:

@@ -90,23 +90,35 @@ def by_distance(conn: np.ndarray, scored: np.ndarray) -> dict[int, float]:
 def model_from_result(path: str | Path) -> tuple[SequenceModel, Any]:
     """The trained model and its task, rebuilt from a ``memtasks run --save-model`` result file and the
     safetensors weights beside it (nothing is unpickled)."""
+    path = Path(path)
+    try:
+        result = json.loads(path.read_text())
+        weights = path.parent / (result.get("model_file") or "")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConnectivityError(f"{path}: not a readable RunResult ({exc})") from None
+    if not result.get("model_file") or not weights.is_file():
+        raise ConnectivityError(f"{path}: no weights beside it; run it with memtasks run --save-model")
+    return model_from_weights(result, weights, str(path))
+
+
+def model_from_weights(result: dict[str, Any], weights: Path, source: str = "result") -> tuple[SequenceModel, Any]:
+    """The model a RunResult (as a dict) describes, with the safetensors ``weights`` loaded strictly, and its
+    task (the data regenerated and checked against the result's fingerprint)."""
     from safetensors.torch import load_file
 
     import memtasks
     from memtasks.models.registry import cell_spec
 
-    path = Path(path)
     try:
-        result = json.loads(path.read_text())
         task = memtasks.make(result["task"]["id"], **result["task"]["kwargs"])
         cell = result["cell"]
-        weights = path.parent / (result.get("model_file") or "")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConnectivityError(f"{path}: not a readable RunResult ({exc})") from None
-    if not result.get("model_file") or not weights.is_file():
-        raise ConnectivityError(f"{path}: no weights beside it; run it with memtasks run --save-model")
-    if task.train.fingerprint != result["task"]["fingerprint"]:
-        raise ConnectivityError(f"{path}: its task no longer regenerates the data it was trained on")
+        fingerprint = result["task"]["fingerprint"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConnectivityError(f"{source}: not a readable RunResult ({exc})") from None
+    if not Path(weights).is_file():
+        raise ConnectivityError(f"{source}: its weights {weights} do not exist")
+    if task.train.fingerprint != fingerprint:
+        raise ConnectivityError(f"{source}: its task no longer regenerates the data it was trained on")
     model = SequenceModel(task.layout, cell_spec(cell["name"]), cell["hidden_size"], embed_dim=cell["embed_dim"],
                           cell_kwargs=cell["kwargs"], check=False)
     model.load_state_dict(load_file(str(weights)), strict=True)

@@ -32,7 +32,7 @@ else:  # pragma: no cover - Python 3.10
 OVERRIDE_SELECTORS = ("tasks", "cells", "n_examples", "bits_per_param")
 #: The [protocol] keys a sweep may set (learning rates and batch sizes belong to the [search]).
 PROTOCOL_KEYS = ("max_steps", "eval_every", "patience", "plateau_steps", "decay", "max_decays", "min_improvement",
-                 "grad_clip", "eval_batch_size")
+                 "grad_clip", "eval_batch_size", "record_examples")
 
 
 class SweepError(MemtasksError, ValueError):
@@ -79,6 +79,7 @@ class SweepConfig:
     cell_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     overrides: list[dict[str, Any]] = field(default_factory=list)
     save_models: bool = False
+    data_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.tasks in ("all", ["all"]):
@@ -123,6 +124,10 @@ class SweepConfig:
         _refuse(set(self.cell_kwargs) - set(self.cells), "[cell_kwargs] names cells not in the grid: {}")
         if not isinstance(self.save_models, bool):
             raise SweepError(f"save_models must be true or false, got {self.save_models!r}")
+        if self.data_seed is not None and (not isinstance(self.data_seed, int) or isinstance(self.data_seed, bool)
+                                           or self.data_seed < 0):
+            raise SweepError(f"data_seed must be a non-negative integer (one dataset for every seed), "
+                             f"got {self.data_seed!r}")
         if not isinstance(self.overrides, list):
             raise SweepError("overrides must be an array of tables ([[overrides]])")
         for i, override in enumerate(self.overrides, 1):
@@ -226,7 +231,8 @@ class SweepConfig:
                              params=budget if kind == "params" else None, hidden=budget if kind == "hidden" else None,
                              embed_dim=self.embed_dim, task_kwargs={**self.task_kwargs, **self.per_task.get(task, {})},
                              protocol=protocol, search=self.search_spec(search).to_dict(),
-                             cell_kwargs=dict(self.cell_kwargs.get(cell, {})), save_model=self.save_models))
+                             cell_kwargs=dict(self.cell_kwargs.get(cell, {})), save_model=self.save_models,
+                             data_seed=self.data_seed))
         return out
 
     def validate(self) -> list[Point]:
@@ -248,11 +254,24 @@ class SweepConfig:
                 raise SweepError(f"[[overrides]] #{i} protocol: {exc}") from None
         for task, n, t in itertools.product(self.tasks, self.n_examples or [1], self.seq_len):
             kw = {**self.task_kwargs, **self.per_task.get(task, {})}
-            memtasks.make(task, n_examples=n, seq_len=t, **kw)  # lazy: checks kwargs, draws nothing
+            make_task(task, n, t, **kw)  # lazy: checks kwargs, draws nothing
         points = self.points()
         if not points:
             raise SweepError("the grid is empty")
         return points
+
+
+def make_task(task_id: str, n_examples: int, seq_len: int, **kwargs: Any) -> Any:
+    """Build a grid point's task. A task whose length is fixed (real data such as ``SeqDigits-v0``) takes no
+    ``seq_len``: the grid's must then equal its length."""
+    params = memtasks.spec(task_id).params()
+    if params is None or "seq_len" in params:
+        return memtasks.make(task_id, n_examples=n_examples, seq_len=seq_len, **kwargs)
+    task = memtasks.make(task_id, n_examples=n_examples, **kwargs)
+    length = task.layout.seq_len
+    if length != seq_len:
+        raise SweepError(f"{task_id} has a fixed length of {length} steps; set seq_len = [{length}]")
+    return task
 
 
 @dataclass(frozen=True)
@@ -273,6 +292,7 @@ class Point:
     search: dict[str, Any]
     cell_kwargs: dict[str, Any]
     save_model: bool = False
+    data_seed: int | None = None
 
     @property
     def stem(self) -> str:
@@ -295,8 +315,11 @@ class Point:
                       inits=s.get("inits", 1))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``save_model`` only when true, so the records of other sweeps read as before)."""
+        """JSON-ready form (``save_model`` only when true and ``data_seed`` only when set, so the records of other
+        sweeps read as before)."""
         d = asdict(self)
         if not self.save_model:
             del d["save_model"]
+        if self.data_seed is None:
+            del d["data_seed"]
         return d

@@ -1,9 +1,9 @@
 """Measuring grid points: one job measures the points of one shape, their search trials trained together.
 
 Each point is a pure function of its :class:`~memtasks.sweeps.config.Point` (the grid's seed sets both the
-data and the training seed), so any backend, any grouping and any process give the same result. A job
-hands back one :class:`Outcome` per point; with ``write_to`` (the local backend) each result is also
-written into the sweep's folder the moment its last trial stops, so a killed sweep loses only the
+data and the training seed, unless a ``data_seed`` fixes the data), so any backend, any grouping and any process
+give the same result. A job hands back one :class:`Outcome` per point; with ``write_to`` (the local backend) each
+result is also written into the sweep's folder the moment its last trial stops, so a killed sweep loses only the
 trials in flight.
 """
 
@@ -22,7 +22,7 @@ from memtasks.fitting.trainer import Measurement, measure, resolve_hidden
 from memtasks.metrics import MAX_BITS_PER_SCALAR
 from memtasks.models.registry import cell_spec
 from memtasks.models.sequence_model import count_total_params
-from memtasks.sweeps.config import Point
+from memtasks.sweeps.config import Point, make_task
 
 
 @dataclass
@@ -48,7 +48,8 @@ def measurement(p: Point, device: str, model_path: Path | None = None) -> Measur
     """The point's task (its size resolved from ``bits_per_param`` if given), cell, protocol and search
     (``model_path``: where the selected trial's best weights go)."""
     spec = cell_spec(p.cell)
-    make = lambda n: memtasks.make(p.task, n_examples=n, seq_len=p.seq_len, seed=p.seed, **p.task_kwargs)  # noqa: E731
+    data_seed = p.seed if p.data_seed is None else p.data_seed
+    make = lambda n: make_task(p.task, n, p.seq_len, seed=data_seed, **p.task_kwargs)  # noqa: E731
     task = make(p.n_examples or 1)  # lazy: the layout, and so the hidden size, does not depend on the size
     hidden = resolve_hidden(task, spec, p.hidden, p.params, p.embed_dim, p.cell_kwargs)
     if p.n_examples is None:  # size in bits per parameter: the count depends on the model's size and the targets
