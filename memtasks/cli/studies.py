@@ -13,7 +13,11 @@ from memtasks.cli.common import BadInput, Failure, err, out, writable_dir
 
 #: Each study: its module under memtasks.studies and its default output folder.
 STUDIES = {"capacity": ("capacity", "baselines/studies/capacity"),
-           "per-unit": ("per_unit", "baselines/studies/per-unit")}
+           "per-unit": ("per_unit", "baselines/studies/per-unit"),
+           "noise": ("noise", "baselines/studies/noise"),
+           "rnn-vs-mlp": ("rnn_vs_mlp", "baselines/studies/rnn-vs-mlp"),
+           "difficulty": ("difficulty", "baselines/studies/difficulty"),
+           "connectivity": ("connectivity_study", "baselines/studies/connectivity")}
 
 
 def _cells(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -59,10 +63,15 @@ def _run_study(study: str, cells: list[str] | None, scale: float, out_dir: Path 
     from memtasks.studies import common
 
     module = importlib.import_module(f"memtasks.studies.{STUDIES[study][0]}")
+    default_cells = list(getattr(module, "DEFAULT_CELLS", common.BUILTIN_CELLS))
+    # A study may keep part of each run's history (what it plots) or files beside its results (saved models).
+    keep = getattr(module, "keep_history", None)
+    files = getattr(module, "FILES", ())
     committed = cells is None and scale == 1.0
     # Only the committed size writes the committed folder by default: a smaller or larger run must not replace it.
     target = out_dir or source or (Path(STUDIES[study][1]) if committed else
-                                   root / "studies" / common.sweep_name(study, cells or common.BUILTIN_CELLS, scale))
+                                   root / "studies" / common.sweep_name(study, cells or default_cells, scale,
+                                                                        default_cells))
     if source is not None:
         if cells is not None or scale != 1.0:
             raise BadInput("--from rewrites a finished study's outputs; it takes no --cells or --scale")
@@ -70,18 +79,22 @@ def _run_study(study: str, cells: list[str] | None, scale: float, out_dir: Path 
         info = common.read_study_json(source / "study.json")
         writable_dir(target)
         if target.resolve() != source.resolve():
-            export_jsonl(results, target / "results.jsonl")
+            export_jsonl(results, target / "results.jsonl", keep_history=keep is not None)
             (target / "study.json").write_text((source / "study.json").read_text())
+            for name in files:
+                common.copy_tree(source / name, target / name)
     else:
-        configs = module.configs(cells or list(common.BUILTIN_CELLS), scale)
+        configs = module.configs(cells or default_cells, scale)
         writable_dir(target)
         show = sys.stderr.isatty() if progress is None else progress
         run = common.run_sweeps(configs, root, backend=backend, workers=workers, device=device, address=address,
                                 console=err, progress=show, yes=yes)
         if run.failed:
             raise Failure(f"{run.failed} run(s) failed (listed above); run the study again to retry them")
-        results = run.results
-        export_jsonl(results, target / "results.jsonl")
+        results = keep(run.results) if keep is not None else run.results
+        export_jsonl(results, target / "results.jsonl", keep_history=keep is not None)
+        if files:
+            module.collect(configs, root, target)
         command = _command(study, cells, scale, workers, backend)
         common.write_study_json(target / "study.json", study, configs, run, workers, command)
         info = common.read_study_json(target / "study.json")
@@ -126,3 +139,60 @@ def per_unit_cmd(**kw: Any) -> None:
     """Reals recalled per hidden unit (Collins et al. 2017): cells with N = 8, 16, 32 units recall a vector of
     N/4 to 4N numbers after a delay (DelayedRecall-Real-v0); held-out R² against dim/N."""
     _run_study("per-unit", **kw)
+
+
+@study_group.command("noise", short_help="Structured data against X- and Y-noise (Maharaj et al.; Arpit et al.).")
+@_study_options
+def noise_cmd(**kw: Any) -> None:
+    """Training and held-out curves on structured data (a teacher RNN's labels) and with a fraction of the inputs
+    (X-noise, randX) or labels (Y-noise, randY) replaced by noise, at two training-set sizes; how the steps to
+    fit grow with the noise fraction (Maharaj et al. 2017 figs. 2-3; Arpit et al. 2017). Default cells: rnn,
+    lstm, gru, mlp."""
+    _run_study("noise", **kw)
+
+
+@study_group.command("rnn-vs-mlp", short_help="Recurrent cells against the causal MLP on random labels.")
+@_study_options
+def rnn_vs_mlp_cmd(**kw: Any) -> None:
+    """At equal parameters, how much faster (steps to 50 / 90 % of the ceiling) and further (bits per parameter)
+    the causal MLP fits random labels than each recurrent cell, and the sizes where that flips (Maharaj et al.
+    2017)."""
+    _run_study("rnn-vs-mlp", **kw)
+
+
+@study_group.command("difficulty", short_help="Per-example difficulty across seeds (Arpit et al.; Maharaj et al.).")
+@_study_options
+def difficulty_cmd(**kw: Any) -> None:
+    """For each training example, the fraction of seeds that fit it after k epochs, on real data (SeqDigits-v0),
+    randX and randY: histograms and their dispersion per cell (Arpit et al. 2017 fig. 1; Maharaj et al. 2017
+    fig. 1). Default cells: rnn, lstm, gru, mlp."""
+    _run_study("difficulty", **kw)
+
+
+@study_group.command("connectivity", short_help="How far back each cell's outputs look (Madsen 2019, Distill).")
+@_study_options
+@click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A result saved by `memtasks run --save-model` (repeatable): draw its connectivity instead of "
+                   "running the study.")
+@click.option("--example", type=int, default=0, show_default=True, help="With --model: the example of the heatmap.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="With --model: the examples to use.")
+def connectivity_cmd(models: tuple[Path, ...], example: int, split: str, **kw: Any) -> None:
+    """Distill's connectivity: the gradient norm of each output's target logit with respect to each input step,
+    for every cell trained on structured (teacher) and random targets; one example's heatmap per cell and the
+    average by distance. With --model, the same figures for your own saved models."""
+    if not models:
+        _run_study("connectivity", **kw)
+        return
+    if kw["cells"] is not None or kw["scale"] != 1.0 or kw["source"] is not None:
+        raise BadInput("--model draws saved models; it takes no --cells, --scale or --from")
+    from memtasks.studies.connectivity import ConnectivityError
+    from memtasks.studies.connectivity_study import saved_models
+
+    target = kw["out_dir"] or kw["root"] / "studies" / "connectivity-models"
+    writable_dir(target)
+    try:
+        written = saved_models(list(models), target, example, split)
+    except ConnectivityError as exc:
+        raise BadInput(str(exc)) from None
+    out.print(f"{len(models)} model(s); wrote {', '.join(p.name for p in written)} to {target}", soft_wrap=True)

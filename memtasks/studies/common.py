@@ -78,10 +78,24 @@ def run_sweeps(configs: Sequence[Any], root: str | Path, *, backend: str = "loca
     for config in configs:
         summary = run_sweep(config, root, backend=backend, workers=workers, threads=threads, device=device,
                             address=address, console=console, progress=progress, yes=yes)
-        seconds += summary.wall_time_s
+        seconds += _add_elapsed(Path(summary.path), summary.wall_time_s)
         failed += len(summary.failed)
         results += load_runs(summary.path)[0]
     return StudyRun(results, seconds, failed)
+
+
+def _add_elapsed(folder: Path, seconds: float) -> float:
+    """Add one invocation's time to the sweep folder's total (``elapsed_s.txt``, seconds; not a ``.json``, which
+    the folder's readers take for a result) and return the total: a study that was stopped and resumed reports
+    all the time it took, not only its last invocation's."""
+    path = folder / "elapsed_s.txt"
+    try:
+        total = float(path.read_text())
+    except (OSError, ValueError):
+        total = 0.0
+    total += seconds if math.isfinite(seconds) else 0.0
+    path.write_text(f"{total:.3f}\n")
+    return total
 
 
 def sweep_point(run: RunResult) -> dict[str, Any]:
@@ -195,6 +209,11 @@ def reproduce_lines(name: str, folder: str, study: dict[str, Any]) -> list[str]:
             f"memtasks study {name} --from {folder}", "```", ""]
 
 
+def study_steps(study: dict[str, Any]) -> int:
+    """The step budget the study ran with: its first sweep's (from ``study.json``)."""
+    return int(study["sweeps"][0]["protocol"]["max_steps"])
+
+
 def machine_text(study: dict[str, Any]) -> str:
     """``2 CPU cores (x86_64), torch 2.13.0`` from a ``study.json``."""
     m = study.get("machine", {})
@@ -204,3 +223,32 @@ def machine_text(study: dict[str, Any]) -> str:
 def time_text(seconds: float) -> str:
     """``2541 s (42 min)``, or ``8 s`` under a minute."""
     return f"{seconds:.0f} s ({seconds / 60:.0f} min)" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def thin(entries: Sequence[Any], at_most: int) -> list[Any]:
+    """At most ``at_most`` of ``entries``, evenly spread over them, the first and the last always kept."""
+    if len(entries) <= at_most:
+        return list(entries)
+    picks = sorted({round(i * (len(entries) - 1) / (at_most - 1)) for i in range(at_most)})
+    return [entries[i] for i in picks]
+
+
+def trim_histories(results: Iterable[RunResult], keep: Any, at_most: int | None = None) -> list[RunResult]:
+    """Copies of ``results`` whose histories hold only what a study plots: ``keep(entry)`` of each evaluation,
+    thinned to ``at_most`` entries. A study's committed ``results.jsonl`` then stays small, and its outputs
+    are computed from exactly what is committed."""
+    out = []
+    for r in results:
+        d = r.to_dict()
+        entries = [keep(e) for e in d["history"]]
+        d["history"] = thin(entries, at_most) if at_most else entries
+        out.append(RunResult.from_dict(d))
+    return out
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy a study's folder of extra files (e.g. its saved models), if it has one."""
+    import shutil
+
+    if source.is_dir() and source.resolve() != target.resolve():
+        shutil.copytree(source, target, dirs_exist_ok=True)

@@ -1,0 +1,308 @@
+"""The ``connectivity`` study: how far back each cell's outputs look (Madsen 2019, Distill).
+
+Every cell is trained on ``NextStep-CatCat-v0`` (20 steps) twice: on structured targets (``source="teacher"``, a
+seeded random RNN's outputs, which depend on recent inputs more than on old ones) and on random targets (only
+memorization fits them, and each one may need the whole prefix). The selected weights are kept, and for each
+model :func:`memtasks.studies.connectivity.connectivity` gives ‖∂ logit_s / ∂ e_t‖ for every scored output step s
+and input step t. The figure shows one example's heatmap per cell and the connectivity averaged over examples as a
+function of the distance s − t, each curve normalised by its value at distance 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memtasks.fitting.result import RunResult
+from memtasks.studies.common import (
+    BUILTIN_CELLS,
+    StudyError,
+    check_scale,
+    fmt,
+    pyplot,
+    reproduce_lines,
+    save_figure,
+    scaled_seeds,
+    scaled_steps,
+    study_steps,
+    sweep_name,
+    sweep_point,
+    write_csv,
+)
+
+TASK = "NextStep-CatCat-v0"
+SEQ_LEN = 20
+SOURCES = ("teacher", "random")
+N_EXAMPLES = {"teacher": 1000, "random": 100}
+PARAMS = 2000
+SEEDS = 1
+MAX_STEPS = 4000
+LRS = (0.003, 0.01, 0.03)
+N_TEST = 200
+#: Examples whose connectivity is averaged (the held-out set's first ones; for random targets, the training set's).
+N_AVERAGED = 100
+FILES = ("models",)
+
+
+def configs(cells: Sequence[str] = BUILTIN_CELLS, scale: float = 1.0) -> list[Any]:
+    """One sweep per target source, every point's selected weights kept."""
+    from memtasks.sweeps.config import SweepConfig
+
+    scale = check_scale(scale)
+    if not cells:
+        raise StudyError("the connectivity study needs at least one cell")
+    name = sweep_name("connectivity", cells, scale)
+    return [SweepConfig(name=f"{name}-{source}", tasks=[TASK], cells=list(cells), n_examples=[N_EXAMPLES[source]],
+                        seq_len=[SEQ_LEN], params=[PARAMS], seeds=scaled_seeds(SEEDS, scale),
+                        search={"lr": list(LRS)}, task_kwargs={"source": source, "n_test": N_TEST},
+                        protocol={"max_steps": scaled_steps(MAX_STEPS, scale)}, save_models=True)
+            for source in SOURCES]
+
+
+def collect(configs: Sequence[Any], root: Path, target: Path) -> None:
+    """Copy every point's selected weights from the sweep folders into ``target/models`` (they are small: the
+    committed outputs are computed from them, so ``--from`` needs them)."""
+    import shutil
+
+    from memtasks.sweeps.folder import SweepFolder
+
+    models = target / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for config in configs:
+        folder = SweepFolder(root, config)
+        for point in config.points():
+            shutil.copyfile(folder.weights_path(point), models / f"{point.stem}.safetensors")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One trained model's connectivity: the example heatmap and the curve by distance."""
+
+    cell: str
+    source: str
+    train_accuracy: float
+    test_accuracy: float
+    chance: float
+    stop: str
+    heatmap: list[list[float]]
+    curve: dict[int, float]
+
+    @property
+    def normalised(self) -> dict[int, float]:
+        """The curve divided by its value at distance 0."""
+        return {d: v / self.curve[0] for d, v in self.curve.items()} if self.curve.get(0) else self.curve
+
+    @property
+    def mean_distance(self) -> float:
+        """The connectivity-weighted mean distance Σ d·c(d) / Σ c(d)."""
+        total = sum(self.curve.values())
+        return sum(d * v for d, v in self.curve.items()) / total if total else float("nan")
+
+    @property
+    def reach(self) -> int | None:
+        """The first distance at which the curve falls below ``REACH`` of its value at distance 0 (None: never)."""
+        norm = self.normalised
+        return next((d for d, v in sorted(norm.items()) if v < REACH), None)
+
+
+#: The fraction of the distance-0 connectivity that defines a cell's reach.
+REACH = 0.1
+
+
+def measure_models(results: Sequence[RunResult], folder: Path) -> list[Model]:
+    """Rebuild every run's model from ``folder/models`` and compute its connectivity."""
+    from memtasks.studies.connectivity import by_distance, connectivity, model_from_weights
+    from memtasks.sweeps.config import Point
+
+    out = []
+    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
+    for r in sorted(results, key=lambda r: (SOURCES.index(r.task["kwargs"]["source"]),
+                                            order.get(r.cell["name"], len(order)), r.cell["name"])):
+        if r.best is None:
+            continue
+        point = Point(**sweep_point(r))
+        weights = folder / "models" / f"{point.stem}.safetensors"
+        model, task = model_from_weights(r.to_dict(), weights, f"{point.stem}")
+        source = r.task["kwargs"]["source"]
+        data = task.test if source == "teacher" else task.train  # random targets: what was memorized
+        conn = connectivity(model, data, np.arange(min(N_AVERAGED, len(data))))
+        scored = np.flatnonzero(task.layout.mask)
+        test = r.best.get("test") or {}
+        out.append(Model(cell=r.cell["name"], source=source, train_accuracy=r.best["train"]["accuracy"],
+                         test_accuracy=test.get("accuracy", float("nan")), chance=float(r.task["chance"]),
+                         stop=r.stop_reason, heatmap=conn[0].tolist(), curve=by_distance(conn, scored)))
+    if not out:
+        raise StudyError("no trained connectivity models to analyse")
+    return out
+
+
+def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
+    """The heatmaps, the curves by distance (figures with their data), the table and the README."""
+    models = measure_models(results, out_dir)
+    written = [write_csv(out_dir / "connectivity.csv",
+                         ["cell", "source", "train_accuracy", "test_accuracy", "chance", "stop", "mean_distance",
+                          "reach"] + [f"d{d}" for d in range(SEQ_LEN)],
+                         [[m.cell, m.source, m.train_accuracy, m.test_accuracy, m.chance, m.stop, m.mean_distance,
+                           m.reach] + [m.normalised.get(d) for d in range(SEQ_LEN)] for m in models])]
+    written += _heatmaps(models, out_dir) + _curves(models, out_dir)
+    readme = out_dir / "README.md"
+    readme.write_text(_readme(models, study))
+    return written + [readme]
+
+
+def _heatmaps(models: Sequence[Model], out_dir: Path) -> list[Path]:
+    from matplotlib.colors import LogNorm
+
+    plt = pyplot()
+    cells = list(dict.fromkeys(m.cell for m in models))
+    rows = list(dict.fromkeys(m.source for m in models))
+    fig, axes = plt.subplots(len(rows), len(cells), figsize=(max(2.1 * len(cells) + 1, 6.5), 2.2 * len(rows) + 0.6),
+                             squeeze=False)
+    data: dict[str, Any] = {}
+    for i, source in enumerate(rows):
+        for j, cell in enumerate(cells):
+            ax = axes[i][j]
+            m = next((m for m in models if m.cell == cell and m.source == source), None)
+            ax.set_xticks([]), ax.set_yticks([])
+            if m is None:
+                ax.set_axis_off()
+                continue
+            heat = np.array(m.heatmap)
+            # a causal output has exactly zero connectivity to later inputs: left blank
+            shown = np.where(heat > 0, heat, np.nan) / max(float(heat.max()), 1e-30)
+            ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=1e-3, vmax=1), origin="upper", aspect="auto")
+            ax.set_title(f"{cell} ({source})", fontsize=8 if len(cells) > 1 else 9)
+            data[f"{cell}/{source}"] = [[float(f"{v:.4g}") for v in row] for row in m.heatmap]
+            if j == 0:
+                ax.set_ylabel("output step s", fontsize=7)
+            if i == len(rows) - 1:
+                ax.set_xlabel("input step t", fontsize=7)
+    fig.suptitle("One example's connectivity ‖∂ logit_s / ∂ e_t‖ / its maximum (log colour, 1e-3 to 1)",
+                 fontsize=9)
+    return save_figure(fig, data, out_dir, "heatmaps")
+
+
+def _curves(models: Sequence[Model], out_dir: Path) -> list[Path]:
+    plt = pyplot()
+    colors = plt.get_cmap("tab10")
+    cells = list(dict.fromkeys(m.cell for m in models))
+    rows = list(dict.fromkeys(m.source for m in models))
+    fig, axes = plt.subplots(1, len(rows), figsize=(5.5 * len(rows), 4.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    data: dict[str, Any] = {}
+    for ax, source in zip(axes, rows):
+        for i, cell in enumerate(cells):
+            m = next((m for m in models if m.cell == cell and m.source == source), None)
+            if m is None:
+                continue
+            norm = m.normalised
+            ax.plot(list(norm), list(norm.values()), marker="o", ms=3, color=colors(i % 10), label=cell)
+            data[f"{cell}/{source}"] = {"distance": list(norm), "connectivity": list(norm.values())}
+        ax.axhline(REACH, color="k", ls=":", lw=1)
+        ax.set(yscale="log", xlabel="distance s − t (steps)",
+               title=f"{source} targets" if source in SOURCES else source)
+        ax.legend(fontsize=7, ncol=2)
+    axes[0].set_ylabel("mean connectivity / its value at distance 0")
+    return save_figure(fig, data, out_dir, "by_distance")
+
+
+def _readme(models: Sequence[Model], study: dict[str, Any]) -> str:
+    def row(m: Model) -> str:
+        return (f"| {m.cell} | {m.source} | {fmt(m.train_accuracy, 3)} | {fmt(m.test_accuracy, 3)} | "
+                f"{fmt(m.chance, 3)} | {m.stop} | {fmt(m.mean_distance)} | {'–' if m.reach is None else m.reach} |")
+
+    by = {(m.cell, m.source): m for m in models}
+    far = [m for m in models if m.source == "random"]
+    near = [m for m in models if m.source == "teacher"]
+    lines = [
+        "# Connectivity: how far back each cell's outputs look",
+        "",
+        "*Generated by `memtasks study connectivity` from `results.jsonl`, `study.json` and `models/`; do not "
+        "edit.*",
+        "",
+        "Madsen (Distill, 2019) visualises what a recurrent model uses by the gradient norm of an output with "
+        "respect to each input step. Each cell here is trained on `NextStep-CatCat-v0` (20 steps, 4 classes, "
+        f"{PARAMS} parameters) on teacher targets ({N_EXAMPLES['teacher']} examples; a random RNN's outputs) and "
+        f"on random targets ({N_EXAMPLES['random']} examples, memorized); the connectivity of the target logit at "
+        "each step s to the encoded input at each step t ≤ s is averaged over "
+        f"{N_AVERAGED} examples (held-out ones for the teacher, training ones for random targets).",
+        "",
+        "![connectivity by distance](by_distance.png)",
+        "",
+        "*Mean connectivity against the distance s − t, divided by its value at distance 0 (the current input), "
+        f"log scale; dotted, {REACH:g}. Left: teacher targets; right: random targets.*",
+        "",
+        "![one example's connectivity](heatmaps.png)",
+        "",
+        "*One example's connectivity, output step (rows) against input step (columns), each panel divided by its "
+        "maximum; above the diagonal the inputs come after the output and the connectivity is exactly 0.*",
+        "",
+        "| cell | targets | train accuracy | held-out accuracy | chance | stop | mean distance | reach "
+        f"(< {REACH:g}) |",
+        "|---|---|---|---|---|---|---|---|",
+    ] + [row(m) for m in models]
+    if near and far:
+        pairs = [(by[(m.cell, "teacher")], m) for m in far if (m.cell, "teacher") in by]
+        longer = sum(f.mean_distance > t.mean_distance for t, f in pairs)
+        lines += ["", f"*Mean distance* is Σ d·c(d) / Σ c(d) over the normalised curve; *reach* the first distance "
+                  f"where it falls below {REACH:g} (– if it never does within {SEQ_LEN - 1} steps). On random "
+                  f"targets the mean distance is longer than on teacher targets for {longer} of {len(pairs)} cells: "
+                  "a memorized label, which no rule ties to recent inputs, is tied to older ones than a teacher "
+                  "RNN's output, which the trained cells tie mostly to the last few."]
+    budget = [m for m in models if m.stop == "budget"]
+    if budget:
+        lines += ["", f"{len(budget)} of {len(models)} models stopped at the {study_steps(study):,}-step budget "
+                  "(see *stop*): their connectivity is that of a model still improving, and with more steps it may "
+                  "change; none of the figures above is a capacity."]
+    lines += reproduce_lines("connectivity", "baselines/studies/connectivity", study)
+    return "\n".join(lines)
+
+
+def saved_models(paths: Sequence[Path], out_dir: Path, example: int = 0, split: str = "train") -> list[Path]:
+    """Connectivity of models saved by ``memtasks run --save-model``: ``example``'s heatmap and the curve by
+    distance over (at most ``N_AVERAGED`` examples of) ``split``, for each model; figures, data and a table."""
+    from memtasks.studies.connectivity import ConnectivityError, by_distance, connectivity, model_from_result
+
+    models = []
+    for i, path in enumerate(paths, 1):
+        model, task = model_from_result(path)
+        data = task.train if split == "train" else task.test
+        if not 0 <= example < len(data):
+            raise ConnectivityError(f"--example {example}: {path} has {len(data)} {split} examples "
+                                    f"(valid: 0 to {len(data) - 1})")
+        result = json.loads(Path(path).read_text())
+        index = sorted({example, *range(min(N_AVERAGED, len(data)))})
+        conn = connectivity(model, data, np.array(index))
+        scored = np.flatnonzero(task.layout.mask)
+        best = result.get("best") or {}
+        metric = "accuracy" if task.layout.y_type == "cat" else "r2"
+        label = f"{i}: {result['cell']['name']}, {result['task']['id']}"
+        models.append(Model(cell=label, source=f"{split} examples",
+                            train_accuracy=(best.get("train") or {}).get(metric, float("nan")),
+                            test_accuracy=(best.get("test") or {}).get(metric, float("nan")),
+                            chance=float(result["task"].get("chance") or float("nan")),
+                            stop=result.get("stop_reason", "?"), heatmap=conn[index.index(example)].tolist(),
+                            curve=by_distance(conn, scored)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    width = max(len(m.curve) for m in models)
+    written = [write_csv(out_dir / "connectivity.csv",
+                         ["model", "best_train", "best_test", "mean_distance", "reach"]
+                         + [f"d{d}" for d in range(width)],
+                         [[m.cell, m.train_accuracy, m.test_accuracy, m.mean_distance, m.reach]
+                          + [m.normalised.get(d) for d in range(width)] for m in models])]
+    return written + _heatmaps(models, out_dir) + _curves(models, out_dir)
+
+
+def summary_lines(results: Sequence[RunResult]) -> list[str]:
+    """One line per trained model for the terminal: its accuracies and stop."""
+    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
+    results = sorted(results, key=lambda r: (SOURCES.index(r.task["kwargs"]["source"]),
+                                             order.get(r.cell["name"], len(order))))
+    return [f"{r.cell['name']:>12} ({r.task['kwargs']['source']}): train {r.best['train']['accuracy']:.3f}, "
+            f"held-out {(r.best.get('test') or {}).get('accuracy', float('nan')):.3f} ({r.stop_reason})"
+            for r in results if r.best is not None]

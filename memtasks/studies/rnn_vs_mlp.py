@@ -1,0 +1,265 @@
+"""Recurrent cells against the causal MLP: who fits random labels faster, and further, at equal parameters.
+
+Maharaj, Krueger and Cooijmans (2017) report that a feed-forward network fits random labels faster than
+recurrent ones. This study puts every cell on ``Seq2Vec-CatCat-v0`` with random labels (10 classes, sequences
+of 10 symbols, so only memorization fits them) at equal **total** parameters, on training sets sized in bits of
+label information per parameter, and measures per point:
+
+- **how far**: the bits stored per parameter at the best evaluation (the fitting ceiling, as everywhere);
+- **how fast**: the optimizer steps the selected trial took to reach 50 % and 90 % of the achievable ceiling
+  (``steps_to_ceiling``; missing when it never got there within the budget).
+
+Per recurrent cell and size it reports the ratio of its steps to the MLP's and of its bits to the MLP's, and the
+sizes where the order **flips** (where a recurrent cell stores more than the MLP or gets there first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memtasks.fitting.result import RunResult
+from memtasks.studies.common import (
+    BUILTIN_CELLS,
+    StudyError,
+    check_scale,
+    fmt,
+    group_over_seeds,
+    mean_std,
+    pyplot,
+    reproduce_lines,
+    save_figure,
+    scaled_seeds,
+    scaled_steps,
+    study_steps,
+    sweep_name,
+    sweep_point,
+    trim_histories,
+    write_csv,
+)
+
+TASK = "Seq2Vec-CatCat-v0"
+SEQ_LEN = 10
+OUT_CLASSES = 10
+BUDGETS = (500, 2000)
+BITS = (0.5, 1.0, 2.0, 4.0)
+SEEDS = 2
+MAX_STEPS = 5000
+LRS = (0.003, 0.01, 0.03)
+N_TEST = 100
+REFERENCE = "mlp"
+#: The learning curve kept per run (training accuracy at up to this many evaluations).
+CURVE_POINTS = 40
+
+
+def configs(cells: Sequence[str] = BUILTIN_CELLS, scale: float = 1.0) -> list[Any]:
+    """One sweep: cells × budgets × sizes × seeds, each point the best of the learning rates."""
+    from memtasks.sweeps.config import SweepConfig
+
+    scale = check_scale(scale)
+    if not cells:
+        raise StudyError("the rnn-vs-mlp study needs at least one cell")
+    return [SweepConfig(name=sweep_name("rnn-vs-mlp", cells, scale), tasks=[TASK], cells=list(cells),
+                        bits_per_param=list(BITS), seq_len=[SEQ_LEN], params=list(BUDGETS),
+                        seeds=scaled_seeds(SEEDS, scale), embed_dim=16, search={"lr": list(LRS)},
+                        task_kwargs={"out_classes": OUT_CLASSES, "n_test": N_TEST},
+                        protocol={"max_steps": scaled_steps(MAX_STEPS, scale)})]
+
+
+def keep_history(results: Sequence[RunResult]) -> list[RunResult]:
+    """Keep each run's training-accuracy curve (the figure's right panel), thinned."""
+    return trim_histories(results, lambda e: {"step": e["step"], "train": {"accuracy": e["train"]["accuracy"]}},
+                          CURVE_POINTS)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (cell, parameter budget, size): its seeds' bits per parameter and steps to 50 / 90 % of the ceiling."""
+
+    cell: str
+    budget: int
+    size: float
+    params: float
+    n_examples: int
+    bits_per_param: list[float]
+    steps50: list[int | None]
+    steps90: list[int | None]
+    stops: list[str]
+    curve: list[tuple[int, float]]
+
+    @property
+    def bpp(self) -> float:
+        return mean_std(self.bits_per_param)[0]  # type: ignore[return-value]
+
+    def steps(self, which: str) -> float | None:
+        """Mean steps to 50 or 90 % of the ceiling over the seeds, None unless every seed got there."""
+        values = self.steps50 if which == "50%" else self.steps90
+        return None if any(v is None for v in values) else mean_std(values)[0]  # type: ignore[arg-type]
+
+
+def points(results: Sequence[RunResult]) -> list[Point]:
+    """The runs grouped over seeds: cells in registry order, then budget and size."""
+    def key(r: RunResult) -> tuple[Any, ...]:
+        p = sweep_point(r)
+        return (r.cell["name"], p["params"], p["bits_per_param"])
+
+    out = []
+    for (cell, budget, size), runs in group_over_seeds(results, key):
+        out.append(Point(cell, budget, size, mean_std(r.cell["params_total"] for r in runs)[0],  # type: ignore[arg-type]
+                         runs[0].task["n_examples"], [r.best["bits_per_param"] for r in runs],  # type: ignore[index]
+                         [r.steps_to_ceiling.get("50%") for r in runs], [r.steps_to_ceiling.get("90%") for r in runs],
+                         [r.stop_reason for r in runs],
+                         [(e["step"], e["train"]["accuracy"]) for e in runs[0].history]))
+    return out
+
+
+def comparisons(pts: Sequence[Point]) -> list[dict[str, Any]]:
+    """Per recurrent cell, budget and size: its bits and steps against the MLP's at the same budget and size."""
+    ref = {(p.budget, p.size): p for p in pts if p.cell == REFERENCE}
+    rows = []
+    for p in pts:
+        m = ref.get((p.budget, p.size))
+        if p.cell == REFERENCE or m is None:
+            continue
+        s_rnn, s_mlp = p.steps("90%"), m.steps("90%")
+        rows.append({"cell": p.cell, "budget": p.budget, "size": p.size, "bits_ratio": p.bpp / m.bpp if m.bpp else None,
+                     "steps90": s_rnn, "mlp_steps90": s_mlp,
+                     "steps_ratio": s_rnn / s_mlp if s_rnn is not None and s_mlp else None,
+                     "more_bits": p.bpp > m.bpp,
+                     "faster": s_rnn is not None and (s_mlp is None or s_rnn < s_mlp)})
+    return rows
+
+
+def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
+    """The tables, the figure (with its data) and the README."""
+    pts = points(results)
+    if not pts:
+        raise StudyError("no measured rnn-vs-mlp runs to analyse")
+    rows = comparisons(pts)
+    written = [
+        write_csv(out_dir / "points.csv", ["cell", "budget", "bits_per_param_offered", "params_total", "n_examples",
+                                           "seeds", "bits_per_param_mean", "bits_per_param_sd", "steps_to_50pc",
+                                           "steps_to_90pc", "stops"],
+                  [[p.cell, p.budget, p.size, p.params, p.n_examples, len(p.bits_per_param),
+                    *mean_std(p.bits_per_param), p.steps("50%"), p.steps("90%"), " ".join(p.stops)] for p in pts]),
+        write_csv(out_dir / "against_mlp.csv", ["cell", "budget", "bits_per_param_offered", "bits_ratio",
+                                                "steps_to_90pc", "mlp_steps_to_90pc", "steps_ratio"],
+                  [[r["cell"], r["budget"], r["size"], r["bits_ratio"], r["steps90"], r["mlp_steps90"],
+                    r["steps_ratio"]] for r in rows]),
+    ]
+    written += _figure(pts, out_dir)
+    readme = out_dir / "README.md"
+    readme.write_text(_readme(pts, rows, study))
+    return written + [readme]
+
+
+def _figure(pts: Sequence[Point], out_dir: Path) -> list[Path]:
+    plt = pyplot()
+    colors = plt.get_cmap("tab10")
+    cells = list(dict.fromkeys(p.cell for p in pts))
+    budgets = sorted({p.budget for p in pts})
+    fig, axes = plt.subplots(len(budgets), 3, figsize=(15, 3.9 * len(budgets)), squeeze=False)
+    data: dict[str, Any] = {}
+    for row, budget in zip(axes, budgets):
+        curve_size = sorted({p.size for p in pts if p.budget == budget})[len({p.size for p in pts}) // 2]
+        for i, cell in enumerate(cells):
+            own = sorted((p for p in pts if p.cell == cell and p.budget == budget), key=lambda p: p.size)
+            style = {"color": colors(i % 10), "lw": 2.5 if cell == REFERENCE else 1.2,
+                     "ls": "--" if cell == REFERENCE else "-"}
+            sizes = [p.size for p in own]
+            row[0].plot(sizes, [p.bpp for p in own], marker="o", ms=3, label=cell, **style)
+            row[1].plot(sizes, [p.steps("90%") for p in own], marker="o", ms=3, label=cell, **style)
+            at = next((p for p in own if p.size == curve_size), None)
+            if at is not None and at.curve:
+                row[2].plot([s for s, _ in at.curve], [a for _, a in at.curve], label=cell, **style)
+            data[f"{cell}/{budget}"] = {"offered": sizes, "bits_per_param": [p.bpp for p in own],
+                                        "steps_to_90pc": [p.steps("90%") for p in own],
+                                        "curve": at.curve if at is not None else []}
+        row[0].set(xscale="log", xlabel="bits per parameter offered", ylabel="bits per parameter stored",
+                   title=f"How far: {budget} parameters")
+        reached = any(p.steps("90%") for p in pts if p.budget == budget)
+        row[1].set(xscale="log", yscale="log" if reached else "linear", xlabel="bits per parameter offered",
+                   ylabel="steps to 90 % of the ceiling", title=f"How fast: {budget} parameters (missing: never)")
+        row[2].set(xlabel="optimizer step", ylabel="training accuracy (seed 0)",
+                   title=f"Learning curves: {budget} parameters, {curve_size:g} bits/param offered")
+        for ax in row[:2]:
+            ax.set_xticks(sorted({p.size for p in pts}), [f"{s:g}" for s in sorted({p.size for p in pts})])
+            ax.minorticks_off()
+        row[0].legend(fontsize=7, ncol=2)
+    return save_figure(fig, data, out_dir, "rnn_vs_mlp")
+
+
+def _readme(pts: Sequence[Point], rows: Sequence[dict[str, Any]], study: dict[str, Any]) -> str:
+    budgets = sorted({p.budget for p in pts})
+    sizes = sorted({p.size for p in pts})
+    stops = [s for p in pts for s in p.stops]
+    lines = [
+        "# Recurrent cells against the causal MLP on random labels",
+        "",
+        "*Generated by `memtasks study rnn-vs-mlp` from `results.jsonl` and `study.json`; do not edit.*",
+        "",
+        f"Every cell fits random labels (`{TASK}`, {SEQ_LEN} symbols of 16, {OUT_CLASSES} classes) at "
+        f"{' and '.join(map(str, budgets))} total parameters, on training sets of {', '.join(f'{s:g}' for s in sizes)} "
+        f"bits of label information per parameter; each point is the best of learning rates "
+        f"{', '.join(f'{x:g}' for x in LRS)} with at most {study_steps(study):,} steps "
+        f"({stops.count('budget')} of {len(stops)} runs stopped at that budget). The `{REFERENCE}` sees the whole "
+        "prefix at once (causal, one hidden layer).",
+        "",
+        "![rnn vs mlp](rnn_vs_mlp.png)",
+        "",
+        "*Left: bits per parameter stored (mean over seeds). Middle: steps the selected trial took to reach 90 % of "
+        "the achievable training accuracy (missing where a seed never did). Right: training accuracy against steps "
+        f"at the middle size (seed 0). Dashed, thick: the `{REFERENCE}`.*",
+        "",
+        "## Each cell against the MLP",
+        "",
+        "Bits stored and steps to 90 % of the ceiling, as ratios to the MLP's at the same budget and size (bits "
+        "above 1: the cell stores more; steps below 1: it gets there first; – where either never got there).",
+        "",
+        "| cell | " + " | ".join(f"{b} p, {s:g} b/p" for b in budgets for s in sizes) + " |",
+        "|---|" + "---|" * (len(budgets) * len(sizes)),
+    ]
+    by = {(r["cell"], r["budget"], r["size"]): r for r in rows}
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        cells = []
+        for b in budgets:
+            for s in sizes:
+                r = by.get((cell, b, s))
+                cells.append("–" if r is None else f"{fmt(r['bits_ratio'])} / {fmt(r['steps_ratio'])}")
+        lines.append(f"| {cell} | " + " | ".join(cells) + " |")
+    lines += ["", "*Each entry: bits ratio / steps ratio.*", "", "## The MLP's own figures", "",
+              "| budget | bits/param offered | bits/param stored | steps to 50 % | steps to 90 % | stops |",
+              "|---|---|---|---|---|---|"]
+    for p in pts:
+        if p.cell == REFERENCE:
+            lines.append(f"| {p.budget} | {p.size:g} | {fmt(p.bpp)} | {fmt(p.steps('50%'), 0)} | "
+                         f"{fmt(p.steps('90%'), 0)} | {' '.join(p.stops)} |")
+    more = [r for r in rows if r["more_bits"]]
+    faster = [r for r in rows if r["faster"]]
+    lines += ["", "## Where the order flips", ""]
+    if rows:
+        lines.append(f"A recurrent cell stores more than the MLP at {len(more)} of {len(rows)} (cell, budget, size) "
+                     f"points and reaches 90 % of the ceiling first at {len(faster)} of them.")
+        for name, chosen in (("stores more", more), ("gets there first", faster)):
+            if chosen:
+                lines.append(f"- {name}: " + ", ".join(f"{r['cell']} ({r['budget']} p, {r['size']:g} b/p)"
+                                                       for r in chosen))
+    lines += reproduce_lines("rnn-vs-mlp", "baselines/studies/rnn-vs-mlp", study)
+    return "\n".join(lines)
+
+
+def summary_lines(results: Sequence[RunResult]) -> list[str]:
+    """One line per recurrent cell: its median bits and steps ratios to the MLP."""
+    import statistics
+
+    rows = comparisons(points(results))
+    out = []
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        own = [r for r in rows if r["cell"] == cell]
+        bits = [r["bits_ratio"] for r in own if r["bits_ratio"] is not None]
+        steps = [r["steps_ratio"] for r in own if r["steps_ratio"] is not None]
+        out.append(f"{cell:>12}: bits/MLP median {statistics.median(bits) if bits else float('nan'):.2f}, "
+                   f"steps to 90%/MLP median {statistics.median(steps) if steps else float('nan'):.2f}")
+    return out
