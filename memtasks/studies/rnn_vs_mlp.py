@@ -50,22 +50,39 @@ MAX_STEPS = 5000
 LRS = (0.003, 0.01, 0.03)
 N_TEST = 100
 REFERENCE = "mlp"
+#: Bits per parameter within this fraction of each other count as a tie (sets fitted whole differ by a few
+#: parameters of budget, not by bits).
+TIE = 0.01
 #: The learning curve kept per run (training accuracy at up to this many evaluations).
 CURVE_POINTS = 40
 
 
+#: The budget check: these cells (those of the study) again at the largest budget and size, seed 0, with
+#: ``CHECK_FACTOR`` times the steps.
+CHECK_CELLS = ("rnn", "gru", "mlp")
+CHECK_FACTOR = 4
+
+
 def configs(cells: Sequence[str] = BUILTIN_CELLS, scale: float = 1.0) -> list[Any]:
-    """One sweep: cells × budgets × sizes × seeds, each point the best of the learning rates."""
+    """The main sweep (cells × budgets × sizes × seeds, each point the best of the learning rates) and the budget
+    check (a few cells at the largest budget and size with four times the steps)."""
     from memtasks.sweeps.config import SweepConfig
 
     scale = check_scale(scale)
     if not cells:
         raise StudyError("the rnn-vs-mlp study needs at least one cell")
-    return [SweepConfig(name=sweep_name("rnn-vs-mlp", cells, scale), tasks=[TASK], cells=list(cells),
-                        bits_per_param=list(BITS), seq_len=[SEQ_LEN], params=list(BUDGETS),
-                        seeds=scaled_seeds(SEEDS, scale), embed_dim=16, search={"lr": list(LRS)},
-                        task_kwargs={"out_classes": OUT_CLASSES, "n_test": N_TEST},
-                        protocol={"max_steps": scaled_steps(MAX_STEPS, scale)})]
+    name = sweep_name("rnn-vs-mlp", cells, scale)
+    common = dict(tasks=[TASK], seq_len=[SEQ_LEN], embed_dim=16, search={"lr": list(LRS)},
+                  task_kwargs={"out_classes": OUT_CLASSES, "n_test": N_TEST})
+    out = [SweepConfig(name=name, cells=list(cells), bits_per_param=list(BITS), params=list(BUDGETS),
+                       seeds=scaled_seeds(SEEDS, scale), protocol={"max_steps": scaled_steps(MAX_STEPS, scale)},
+                       **common)]  # type: ignore[arg-type]
+    check = [c for c in cells if c in CHECK_CELLS]
+    if check:
+        out.append(SweepConfig(name=f"{name}-check", cells=check, bits_per_param=[max(BITS)], params=[max(BUDGETS)],
+                               seeds=[0], protocol={"max_steps": scaled_steps(CHECK_FACTOR * MAX_STEPS, scale)},
+                               **common))  # type: ignore[arg-type]
+    return out
 
 
 def keep_history(results: Sequence[RunResult]) -> list[RunResult]:
@@ -81,6 +98,7 @@ class Point:
     cell: str
     budget: int
     size: float
+    max_steps: int
     params: float
     n_examples: int
     bits_per_param: list[float]
@@ -88,6 +106,7 @@ class Point:
     steps90: list[int | None]
     stops: list[str]
     curve: list[tuple[int, float]]
+    hidden: int = 0
 
     @property
     def bpp(self) -> float:
@@ -103,15 +122,16 @@ def points(results: Sequence[RunResult]) -> list[Point]:
     """The runs grouped over seeds: cells in registry order, then budget and size."""
     def key(r: RunResult) -> tuple[Any, ...]:
         p = sweep_point(r)
-        return (r.cell["name"], p["params"], p["bits_per_param"])
+        return (r.cell["name"], p["params"], p["bits_per_param"], r.protocol["max_steps"])
 
     out = []
-    for (cell, budget, size), runs in group_over_seeds(results, key):
-        out.append(Point(cell, budget, size, mean_std(r.cell["params_total"] for r in runs)[0],  # type: ignore[arg-type]
+    for (cell, budget, size, steps), runs in group_over_seeds(results, key):
+        out.append(Point(cell, budget, size, steps, mean_std(r.cell["params_total"] for r in runs)[0],  # type: ignore[arg-type]
                          runs[0].task["n_examples"], [r.best["bits_per_param"] for r in runs],  # type: ignore[index]
                          [r.steps_to_ceiling.get("50%") for r in runs], [r.steps_to_ceiling.get("90%") for r in runs],
                          [r.stop_reason for r in runs],
-                         [(e["step"], e["train"]["accuracy"]) for e in runs[0].history]))
+                         [(e["step"], e["train"]["accuracy"]) for e in runs[0].history],
+                         runs[0].cell["hidden_size"]))
     return out
 
 
@@ -127,23 +147,25 @@ def comparisons(pts: Sequence[Point]) -> list[dict[str, Any]]:
         rows.append({"cell": p.cell, "budget": p.budget, "size": p.size, "bits_ratio": p.bpp / m.bpp if m.bpp else None,
                      "steps90": s_rnn, "mlp_steps90": s_mlp,
                      "steps_ratio": s_rnn / s_mlp if s_rnn is not None and s_mlp else None,
-                     "more_bits": p.bpp > m.bpp,
+                     "more_bits": p.bpp > (1 + TIE) * m.bpp,
                      "faster": s_rnn is not None and (s_mlp is None or s_rnn < s_mlp)})
     return rows
 
 
 def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
     """The tables, the figure (with its data) and the README."""
-    pts = points(results)
-    if not pts:
+    every = points(results)
+    if not every:
         raise StudyError("no measured rnn-vs-mlp runs to analyse")
+    pts, check = split(every)
     rows = comparisons(pts)
     written = [
-        write_csv(out_dir / "points.csv", ["cell", "budget", "bits_per_param_offered", "params_total", "n_examples",
-                                           "seeds", "bits_per_param_mean", "bits_per_param_sd", "steps_to_50pc",
-                                           "steps_to_90pc", "stops"],
-                  [[p.cell, p.budget, p.size, p.params, p.n_examples, len(p.bits_per_param),
-                    *mean_std(p.bits_per_param), p.steps("50%"), p.steps("90%"), " ".join(p.stops)] for p in pts]),
+        write_csv(out_dir / "points.csv", ["cell", "budget", "bits_per_param_offered", "max_steps", "params_total",
+                                           "n_examples", "seeds", "bits_per_param_mean", "bits_per_param_sd",
+                                           "steps_to_50pc", "steps_to_90pc", "stops"],
+                  [[p.cell, p.budget, p.size, p.max_steps, p.params, p.n_examples, len(p.bits_per_param),
+                    *mean_std(p.bits_per_param), p.steps("50%"), p.steps("90%"), " ".join(p.stops)]
+                   for p in every]),
         write_csv(out_dir / "against_mlp.csv", ["cell", "budget", "bits_per_param_offered", "bits_ratio",
                                                 "steps_to_90pc", "mlp_steps_to_90pc", "steps_ratio"],
                   [[r["cell"], r["budget"], r["size"], r["bits_ratio"], r["steps90"], r["mlp_steps90"],
@@ -151,8 +173,14 @@ def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, 
     ]
     written += _figure(pts, out_dir)
     readme = out_dir / "README.md"
-    readme.write_text(_readme(pts, rows, study))
+    readme.write_text(_readme(pts, rows, check, study))
     return written + [readme]
+
+
+def split(pts: Sequence[Point]) -> tuple[list[Point], list[Point]]:
+    """The main points (the smallest step budget) and the budget check's (with more steps)."""
+    main = min(p.max_steps for p in pts)
+    return [p for p in pts if p.max_steps == main], [p for p in pts if p.max_steps > main]
 
 
 def _figure(pts: Sequence[Point], out_dir: Path) -> list[Path]:
@@ -191,7 +219,8 @@ def _figure(pts: Sequence[Point], out_dir: Path) -> list[Path]:
     return save_figure(fig, data, out_dir, "rnn_vs_mlp")
 
 
-def _readme(pts: Sequence[Point], rows: Sequence[dict[str, Any]], study: dict[str, Any]) -> str:
+def _readme(pts: Sequence[Point], rows: Sequence[dict[str, Any]], check: Sequence[Point],
+            study: dict[str, Any]) -> str:
     budgets = sorted({p.budget for p in pts})
     sizes = sorted({p.size for p in pts})
     stops = [s for p in pts for s in p.stops]
@@ -238,14 +267,48 @@ def _readme(pts: Sequence[Point], rows: Sequence[dict[str, Any]], study: dict[st
                          f"{fmt(p.steps('90%'), 0)} | {' '.join(p.stops)} |")
     more = [r for r in rows if r["more_bits"]]
     faster = [r for r in rows if r["faster"]]
+    mlp_more = [r for r in rows if r["bits_ratio"] is not None and r["bits_ratio"] < 1 - TIE]
+    mlp_faster = [r for r in rows if r["steps_ratio"] is not None and r["steps_ratio"] > 1]
     lines += ["", "## Where the order flips", ""]
     if rows:
-        lines.append(f"A recurrent cell stores more than the MLP at {len(more)} of {len(rows)} (cell, budget, size) "
-                     f"points and reaches 90 % of the ceiling first at {len(faster)} of them.")
-        for name, chosen in (("stores more", more), ("gets there first", faster)):
-            if chosen:
-                lines.append(f"- {name}: " + ", ".join(f"{r['cell']} ({r['budget']} p, {r['size']:g} b/p)"
-                                                       for r in chosen))
+        lines.append(f"A recurrent cell stores more than the MLP (by more than {TIE:.0%}: the budgets are met to "
+                     f"a few parameters) at {len(more)} of {len(rows)} (cell, budget, size) points, and reaches 90 % "
+                     f"of the ceiling first at {len(faster)} (where both reach it, or only "
+                     "the cell does).")
+        for name, chosen in ((f"the `{REFERENCE}` stores more", mlp_more),
+                             (f"the `{REFERENCE}` reaches 90 % first", mlp_faster)):
+            lines.append(f"- {name}: " + (", ".join(f"{r['cell']} ({r['budget']} p, {r['size']:g} b/p)"
+                                                     for r in chosen) or "nowhere"))
+    lines += ["", "## Hidden units at each budget", "",
+              "Equal parameters are not equal units: the causal MLP spends length × encoder width weights per "
+              "hidden unit.", "", "| cell | " + " | ".join(f"{b} parameters" for b in budgets) + " |",
+              "|---|" + "---|" * len(budgets)]
+    for cell in dict.fromkeys(p.cell for p in pts):
+        units = {p.budget: p.hidden for p in pts if p.cell == cell}
+        lines.append(f"| {cell} | " + " | ".join(str(units.get(b, "–")) for b in budgets) + " |")
+    lines += ["", "## Would more steps change it?", ""]
+    if check:
+        at = {(p.cell, p.budget, p.size): p for p in pts}
+        lines += [f"The budget check trains {', '.join(p.cell for p in check)} again at {check[0].budget} "
+                  f"parameters on {check[0].size:g} bits per parameter (seed 0) with {check[0].max_steps:,} steps "
+                  f"instead of {pts[0].max_steps:,}:", "",
+                  f"| cell | bits/param, {pts[0].max_steps:,} steps (seed 0) | bits/param, {check[0].max_steps:,} "
+                  "steps | gain | steps to 90 % | stop |", "|---|---|---|---|---|---|"]
+        for p in check:
+            q = at.get((p.cell, p.budget, p.size))
+            before = q.bits_per_param[0] if q else None
+            lines.append(f"| {p.cell} | {fmt(before)} | {fmt(p.bpp)} | "
+                         f"{fmt(p.bpp / before if before else None)}× | {fmt(p.steps('90%'), 0)} | {p.stops[0]} |")
+        pairs = [(p.cell, at[(p.cell, p.budget, p.size)].bits_per_param[0], p.bpp) for p in check
+                 if (p.cell, p.budget, p.size) in at]
+        same = [c for c, _, _ in sorted(pairs, key=lambda x: -x[1])] == [c for c, _, _ in sorted(pairs,
+                                                                                             key=lambda x: -x[2])]
+        lines += ["", "Where the gain is well above 1, the bits above at that size are set by the step budget: they "
+                  "are lower bounds, not capacities. The order of these cells there is "
+                  + ("the same with more steps." if same else "not the same with more steps: at that size the "
+                     "comparison is the budget's.")]
+    else:
+        lines.append("The budget check was not run.")
     lines += reproduce_lines("rnn-vs-mlp", "baselines/studies/rnn-vs-mlp", study)
     return "\n".join(lines)
 
@@ -254,7 +317,7 @@ def summary_lines(results: Sequence[RunResult]) -> list[str]:
     """One line per recurrent cell: its median bits and steps ratios to the MLP."""
     import statistics
 
-    rows = comparisons(points(results))
+    rows = comparisons(split(points(results))[0])
     out = []
     for cell in dict.fromkeys(r["cell"] for r in rows):
         own = [r for r in rows if r["cell"] == cell]

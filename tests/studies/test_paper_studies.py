@@ -53,9 +53,13 @@ def test_the_difficulty_grid_trains_one_dataset_from_many_seeds_every_epoch():
 
 
 def test_the_rnn_vs_mlp_grid_puts_every_cell_at_equal_parameters():
-    (config,) = rnn_vs_mlp.configs()
+    config, check = rnn_vs_mlp.configs()
     assert "mlp" in config.cells and len(config.cells) == 8
     assert config.params == list(rnn_vs_mlp.BUDGETS) and config.task_kwargs["out_classes"] == 10
+    assert check.cells == ["rnn", "gru", "mlp"] and check.params == [max(config.params)]
+    assert check.bits_per_param == [max(config.bits_per_param)] and check.seeds == [0]
+    assert check.protocol["max_steps"] == rnn_vs_mlp.CHECK_FACTOR * config.protocol["max_steps"]
+    assert len(rnn_vs_mlp.configs(["lstm"])) == 1  # no check cell among the cells: no check
 
 
 def test_the_connectivity_grid_keeps_its_models():
@@ -109,7 +113,7 @@ def test_histories_are_trimmed_and_thinned_to_what_a_study_plots():
 
 def test_rnn_vs_mlp_ratios_and_flips():
     def point(cell, bits, steps90):
-        return rnn_vs_mlp.Point(cell, 500, 1.0, 500.0, 100, [bits], [1], [steps90], ["ceiling"], [])
+        return rnn_vs_mlp.Point(cell, 500, 1.0, 5000, 500.0, 100, [bits], [1], [steps90], ["ceiling"], [])
     rows = rnn_vs_mlp.comparisons([point("mlp", 2.0, 400), point("gru", 1.0, 800), point("rnn", 3.0, None)])
     gru, rnn = rows
     assert gru["bits_ratio"] == 0.5 and gru["steps_ratio"] == 2.0 and not gru["more_bits"] and not gru["faster"]
@@ -138,8 +142,11 @@ def test_rnn_vs_mlp_study_end_to_end_at_a_tiny_size(tmp_path):
     assert "gru: bits/MLP median" in result.output
     rows = (out / "against_mlp.csv").read_text().splitlines()
     assert len(rows) == 1 + len(rnn_vs_mlp.BUDGETS) * len(rnn_vs_mlp.BITS)
+    points = (out / "points.csv").read_text().splitlines()
+    assert len(points) == 1 + 2 * len(rnn_vs_mlp.BUDGETS) * len(rnn_vs_mlp.BITS) + 2  # and the check's two
     readme = (out / "README.md").read_text()
     assert "Each cell against the MLP" in readme and "Where the order flips" in readme
+    assert "| gru | " in readme.split("Would more steps change it?")[1]
     _regenerates("rnn-vs-mlp", out)
 
 
