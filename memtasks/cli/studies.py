@@ -31,7 +31,9 @@ def _cells(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 
 def _study_options(fn: Any) -> Any:
     options = [
-        click.option("--cells", callback=_cells, help="Cells, comma-separated (default: the eight built-in cells)."),
+        click.option("--cells", callback=_cells,
+                     help="Cells, comma-separated (default: the eight built-in cells; noise and difficulty: rnn, "
+                          "lstm, gru, mlp)."),
         click.option("--scale", type=float, default=1.0, show_default=True,
                      help="Multiply the step budget and the number of seeds (1 is the committed size)."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),

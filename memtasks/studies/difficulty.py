@@ -297,8 +297,8 @@ def _readme(gs: Sequence[Group], ks: Sequence[int], study: dict[str, Any]) -> st
         "![histograms](histograms.png)",
         "",
         f"*Share of the training examples fitted by 0, 1, …, {seeds} of the {seeds} seeds, after epochs "
-        f"{', '.join(map(str, ks))}. Real data: spread out (some examples fitted by every seed, others by none); "
-        "if every example were equally hard the counts would follow a binomial.*",
+        f"{', '.join(map(str, ks))}. Counts spread towards both ends (examples fitted by every seed, others by none) "
+        "mean consistent difficulty; if every example were equally hard they would follow a binomial.*",
         "",
         "![dispersion](dispersion.png)",
         "",

@@ -234,8 +234,8 @@ def _readme(pts: Sequence[Point], study: dict[str, Any]) -> str:
         "",
         "## Steps to 90 % of the ceiling",
         "",
-        "Mean over seeds; – where a seed never got there within the budget. The last column is the slowdown at "
-        "full noise against the clean data.",
+        "Mean over seeds; – where a seed never got there within the budget. The last two columns are the slowdown "
+        "at full noise against the clean data.",
         "",
     ]
     for size in sizes:
