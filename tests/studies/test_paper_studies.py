@@ -25,6 +25,9 @@ def _study(tmp_path, name, cells, *extra):
 
 def _regenerates(name, out):
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    figures = [n for n in before if n.endswith(".png")]
+    assert figures and all(before[n].startswith(b"\x89PNG") for n in figures)
+    assert all(n[:-4] + ".json" in before for n in figures)  # every figure with the data it plots
     again = run("study", name, "--from", str(out))
     assert again.exit_code == 0, again.output
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
