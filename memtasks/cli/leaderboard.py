@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from memtasks.cli.common import BadInput, Failure, err, out, parse_json_pairs
 
@@ -108,7 +109,8 @@ def leaderboard_group() -> None:
 
 def _print_problems(path: Path, problems: list[Any]) -> None:
     for problem in problems:
-        err.print(f"[red]rejected[/] {path}: {problem}", soft_wrap=True, markup=True, highlight=False)
+        err.print(f"[red]rejected[/] {escape(str(path))}: {escape(str(problem))}", soft_wrap=True, markup=True,
+                  highlight=False)
 
 
 TRUST_OPTION = click.option("--trust-code", is_flag=True,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -147,7 +148,7 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
                         error = f"writing its weights failed ({exc})"
                 if error is not None:
                     failed.append((outcome.point.stem, error))
-                    console.print(f"[red]failed[/] {outcome.point.stem}: {error}", soft_wrap=True)
+                    console.print(f"[red]failed[/] {escape(outcome.point.stem)}: {escape(str(error))}", soft_wrap=True)
                 bar.update(job, advance=1, description=describe())
     finally:
         folder.release()

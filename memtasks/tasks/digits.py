@@ -14,6 +14,7 @@ Which images go to the test and training splits is a pure function of ``seed`` (
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache, cached_property
 from typing import Any
 
@@ -33,14 +34,22 @@ MAX_SEED = 2**63 - 1
 _ORDER, _X_SELECT, _X_NOISE, _Y_SELECT, _Y_NOISE = range(5)
 
 
+_NO_SKLEARN = 'SeqDigits-v0 reads scikit-learn\'s bundled digits: pip install "memtasks[data]" (or scikit-learn)'
+
+
+def require_sklearn() -> None:
+    """One clear error, before any work, when scikit-learn is missing (looked up, not imported: cheap)."""
+    if importlib.util.find_spec("sklearn") is None:
+        raise MemtasksError(_NO_SKLEARN)
+
+
 @cache
 def digits() -> tuple[np.ndarray, np.ndarray]:
     """The 1797 images as (1797, 64) float32 ink in [0, 1] and their labels as uint8."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise MemtasksError('SeqDigits-v0 reads scikit-learn\'s bundled digits: pip install "memtasks[data]" '
-                            "(or scikit-learn)") from None
+        raise MemtasksError(_NO_SKLEARN) from None
     data = load_digits()
     return (data.data / 16.0).astype(np.float32), data.target.astype(np.uint8)
 
@@ -66,6 +75,7 @@ class SeqDigits(Task):
                    "out_classes": "the ten digits", "source": "the data are real; use x_noise / y_noise"}
 
     def resolve(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        require_sklearn()  # a sweep or study then stops before it runs anything
         if kwargs["n_examples"] + kwargs["n_test"] > N_DIGITS:
             raise InvalidKwargError(f"{self.id}: n_examples {kwargs['n_examples']} + n_test {kwargs['n_test']} "
                                     f"exceed the {N_DIGITS} images; lower one of them")

@@ -208,3 +208,13 @@ def test_connectivity_of_a_saved_run(tmp_path):
     assert_bad_input(run("study", "connectivity", "--model", str(result), "--example", "20", "--out", str(out)),
                      "--example 20", "valid: 0 to 19")
     assert_bad_input(run("study", "connectivity", "--model", str(result), "--cells", "gru"), "takes no --cells")
+
+
+def test_without_scikit_learn_the_difficulty_study_stops_before_it_runs(tmp_path, monkeypatch):
+    import memtasks.tasks.digits as digits
+
+    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)
+    result = run("study", "difficulty", "--scale", "0.005", "--cells", "gru", "--runs", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "out"))
+    assert_bad_input(result, 'pip install "memtasks[data]"')
+    assert not (tmp_path / "runs").exists()
