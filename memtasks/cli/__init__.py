@@ -19,6 +19,7 @@ import warnings
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from memtasks.cli.cells import cells_cmd
 from memtasks.cli.common import BadInput, Failure, err
@@ -34,7 +35,7 @@ __all__ = ["main"]
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    err.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)
+    err.print(f"[yellow]Warning:[/] {escape(str(message))}", soft_wrap=True)
 
 
 class _Group(click.Group):

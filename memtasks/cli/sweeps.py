@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from memtasks.cli.common import KWARG_OPTION, Failure, csv_list, err, out, parse_json_pairs, writable_dir
 from memtasks.fitting.protocol import Protocol
@@ -158,7 +159,7 @@ def report_cmd(path: Path, out_dir: Path | None, threshold: float, no_plots: boo
 
     runs, problems = load_runs(path)
     for line in problems:
-        err.print(f"[yellow]Warning:[/] skipped {line}", soft_wrap=True)
+        err.print(f"[yellow]Warning:[/] skipped {escape(str(line))}", soft_wrap=True)
     groups = aggregate(runs)
     rows = frontier(groups, threshold)
     target = out_dir or ((path if path.is_dir() else path.parent) / "report")

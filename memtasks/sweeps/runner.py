@@ -118,9 +118,10 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
             console.print(f"removed {len(folder.removed)} stale temporary file(s) left by an interrupted sweep",
                           soft_wrap=True)
         for line in plan.corrupt:
-            console.print(f"[yellow]Warning:[/] corrupt result {line}; running it again", soft_wrap=True)
+            console.print(f"[yellow]Warning:[/] corrupt result {escape(str(line))}; running it again", soft_wrap=True)
         for line in plan.rerun:
-            console.print(f"[yellow]Warning:[/] unfinished result {line}; running it again", soft_wrap=True)
+            console.print(f"[yellow]Warning:[/] unfinished result {escape(str(line))}; running it again",
+                          soft_wrap=True)
         groups = group_points(plan.todo)
         console.print(f"sweep {config.name}: {len(points)} points, {plan.done} finished, {len(plan.todo)} to run "
                       f"in {len(groups)} batched job{'s' * (len(groups) != 1)} on {backend} ({workers} "
