@@ -252,12 +252,18 @@ class SweepConfig:
                 Protocol(**{**self.protocol, **override.get("protocol", {})})
             except ProtocolError as exc:
                 raise SweepError(f"[[overrides]] #{i} protocol: {exc}") from None
+        real_targets = set()
         for task, n, t in itertools.product(self.tasks, self.n_examples or [1], self.seq_len):
             kw = {**self.task_kwargs, **self.per_task.get(task, {})}
-            make_task(task, n, t, **kw)  # lazy: checks kwargs, draws nothing
+            if make_task(task, n, t, **kw).layout.y_type != "cat":  # lazy: checks kwargs, draws nothing
+                real_targets.add(task)
         points = self.points()
         if not points:
             raise SweepError("the grid is empty")
+        recording = sorted({p.task for p in points if p.protocol.get("record_examples")} & real_targets)
+        if recording:
+            raise SweepError(f"record_examples needs categorical targets (an example is fitted when every scored "
+                             f"target is right); {', '.join(recording)} has real targets")
         return points
 
 

@@ -53,7 +53,10 @@ def test_the_recorded_examples_are_those_the_saved_model_fits(task, tmp_path):
 
 
 def test_record_examples_needs_categorical_targets():
-    (outcome,) = run_group([p.to_dict() for p in _config("Seq2Vec-CatReal-v0").validate()])
+    config = _config("Seq2Vec-CatReal-v0")
+    with pytest.raises(SweepError, match="record_examples needs categorical targets.*Seq2Vec-CatReal-v0"):
+        config.validate()  # before any work
+    (outcome,) = run_group([p.to_dict() for p in config.points()])  # and the engine refuses it too
     assert "record_examples needs categorical targets" in outcome.error
     with pytest.raises(ProtocolError, match="record_examples must be true or false"):
         Protocol(record_examples="yes")
