@@ -114,15 +114,37 @@ class Model:
 REACH = 0.1
 
 
+def _ordered(results: Sequence[RunResult]) -> list[RunResult]:
+    """Teacher runs first, then random; cells in registry order."""
+    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
+    return sorted(results, key=lambda r: (SOURCES.index(r.task["kwargs"]["source"]),
+                                          order.get(r.cell["name"], len(order)), r.cell["name"]))
+
+
+def _measure(model: Any, task: Any, data: Any, result: dict[str, Any], label: str, source: str,
+             example: int = 0) -> Model:
+    """One model's connectivity: ``example``'s heatmap and the curve by distance over the first ``N_AVERAGED``
+    examples of ``data``, with the fit its ``result`` reports."""
+    from memtasks.studies.connectivity import by_distance, connectivity
+
+    index = sorted({example, *range(min(N_AVERAGED, len(data)))})
+    conn = connectivity(model, data, np.array(index))
+    best = result.get("best") or {}
+    metric = "accuracy" if task.layout.y_type == "cat" else "r2"
+    return Model(cell=label, source=source, train_accuracy=(best.get("train") or {}).get(metric, float("nan")),
+                 test_accuracy=(best.get("test") or {}).get(metric, float("nan")),
+                 chance=float(result["task"].get("chance") or float("nan")), stop=result.get("stop_reason", "?"),
+                 heatmap=conn[index.index(example)].tolist(),
+                 curve=by_distance(conn, np.flatnonzero(task.layout.mask)))
+
+
 def measure_models(results: Sequence[RunResult], folder: Path) -> list[Model]:
     """Rebuild every run's model from ``folder/models`` and compute its connectivity."""
-    from memtasks.studies.connectivity import by_distance, connectivity, model_from_weights
+    from memtasks.studies.connectivity import model_from_weights
     from memtasks.sweeps.config import Point
 
     out = []
-    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
-    for r in sorted(results, key=lambda r: (SOURCES.index(r.task["kwargs"]["source"]),
-                                            order.get(r.cell["name"], len(order)), r.cell["name"])):
+    for r in _ordered(results):
         if r.best is None:
             continue
         point = Point(**sweep_point(r))
@@ -130,12 +152,7 @@ def measure_models(results: Sequence[RunResult], folder: Path) -> list[Model]:
         model, task = model_from_weights(r.to_dict(), weights, f"{point.stem}")
         source = r.task["kwargs"]["source"]
         data = task.test if source == "teacher" else task.train  # random targets: what was memorized
-        conn = connectivity(model, data, np.arange(min(N_AVERAGED, len(data))))
-        scored = np.flatnonzero(task.layout.mask)
-        test = r.best.get("test") or {}
-        out.append(Model(cell=r.cell["name"], source=source, train_accuracy=r.best["train"]["accuracy"],
-                         test_accuracy=test.get("accuracy", float("nan")), chance=float(r.task["chance"]),
-                         stop=r.stop_reason, heatmap=conn[0].tolist(), curve=by_distance(conn, scored)))
+        out.append(_measure(model, task, data, r.to_dict(), r.cell["name"], source))
     if not out:
         raise StudyError("no trained connectivity models to analyse")
     return out
@@ -266,7 +283,7 @@ def _readme(models: Sequence[Model], study: dict[str, Any]) -> str:
 def saved_models(paths: Sequence[Path], out_dir: Path, example: int = 0, split: str = "train") -> list[Path]:
     """Connectivity of models saved by ``memtasks run --save-model``: ``example``'s heatmap and the curve by
     distance over (at most ``N_AVERAGED`` examples of) ``split``, for each model; figures, data and a table."""
-    from memtasks.studies.connectivity import ConnectivityError, by_distance, connectivity, model_from_result
+    from memtasks.studies.connectivity import ConnectivityError, model_from_result
 
     models = []
     for i, path in enumerate(paths, 1):
@@ -276,18 +293,8 @@ def saved_models(paths: Sequence[Path], out_dir: Path, example: int = 0, split: 
             raise ConnectivityError(f"--example {example}: {path} has {len(data)} {split} examples "
                                     f"(valid: 0 to {len(data) - 1})")
         result = json.loads(Path(path).read_text())
-        index = sorted({example, *range(min(N_AVERAGED, len(data)))})
-        conn = connectivity(model, data, np.array(index))
-        scored = np.flatnonzero(task.layout.mask)
-        best = result.get("best") or {}
-        metric = "accuracy" if task.layout.y_type == "cat" else "r2"
         label = f"{i}: {result['cell']['name']}, {result['task']['id']}"
-        models.append(Model(cell=label, source=f"{split} examples",
-                            train_accuracy=(best.get("train") or {}).get(metric, float("nan")),
-                            test_accuracy=(best.get("test") or {}).get(metric, float("nan")),
-                            chance=float(result["task"].get("chance") or float("nan")),
-                            stop=result.get("stop_reason", "?"), heatmap=conn[index.index(example)].tolist(),
-                            curve=by_distance(conn, scored)))
+        models.append(_measure(model, task, data, result, label, f"{split} examples", example))
     out_dir.mkdir(parents=True, exist_ok=True)
     width = max(len(m.curve) for m in models)
     written = [write_csv(out_dir / "connectivity.csv",
@@ -300,9 +307,6 @@ def saved_models(paths: Sequence[Path], out_dir: Path, example: int = 0, split: 
 
 def summary_lines(results: Sequence[RunResult]) -> list[str]:
     """One line per trained model for the terminal: its accuracies and stop."""
-    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
-    results = sorted(results, key=lambda r: (SOURCES.index(r.task["kwargs"]["source"]),
-                                             order.get(r.cell["name"], len(order))))
     return [f"{r.cell['name']:>12} ({r.task['kwargs']['source']}): train {r.best['train']['accuracy']:.3f}, "
             f"held-out {(r.best.get('test') or {}).get('accuracy', float('nan')):.3f} ({r.stop_reason})"
-            for r in results if r.best is not None]
+            for r in _ordered(results) if r.best is not None]

@@ -87,14 +87,12 @@ def kept_epochs(last: int) -> list[int]:
 def keep_history(results: Sequence[RunResult]) -> list[RunResult]:
     """Keep the per-example record (and the accuracy) at the kept epochs only: a run's whole record of 100
     epochs is what the study needs least, and the largest part of its file."""
-    out = []
-    for r in results:
+    out = trim_histories(results, lambda e: {"step": e["step"], "fitted": e["fitted"],
+                                             "train": {"accuracy": e["train"]["accuracy"]}})
+    for r in out:
         every = r.protocol["eval_every"]
         kept = set(kept_epochs(r.protocol["max_steps"] // every))
-        (trimmed,) = trim_histories([r], lambda e: {"step": e["step"], "fitted": e["fitted"],
-                                                    "train": {"accuracy": e["train"]["accuracy"]}})
-        trimmed.history = [e for e in trimmed.history if e["step"] % every == 0 and e["step"] // every in kept]
-        out.append(trimmed)
+        r.history = [e for e in r.history if e["step"] % every == 0 and e["step"] // every in kept]
     return out
 
 
