@@ -15,6 +15,7 @@ Commands that need torch, Lightning, Ray or matplotlib import them when they run
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import Any
 
@@ -62,6 +63,15 @@ def main() -> None:
     Synthetic memorization tasks with controlled sequence length and dataset size.
     """
     warnings.showwarning = _show_warning
+    _search_current_folder()
+
+
+def _search_current_folder() -> None:
+    """Let ``--cell mycells:make`` and ``mylab.tasks:Name-v0`` find modules in the current folder, as ``python -m``
+    would. The folder is searched last, so it never shadows an installed package."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
 
 
 for _command in (list_cmd, show_cmd, generate_cmd, cells_cmd, run_cmd, sweep_cmd, report_cmd, study_group,

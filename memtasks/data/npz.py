@@ -10,8 +10,6 @@ that a file which is not a memtasks data file is refused with one clear
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from memtasks.atomic import atomic_path
 from memtasks.errors import DataFormatError, MemtasksError
 
 FORMAT = "memtasks-data"
@@ -33,16 +32,10 @@ def write_npz(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarr
     if not directory.is_dir():
         raise MemtasksError(f"cannot write {path}: directory {directory} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
     except OSError as exc:
         raise MemtasksError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+from memtasks.atomic import write_atomic
 from memtasks.errors import MemtasksError
 
 #: Bumped whenever a field changes meaning or disappears (adding fields keeps the version). Version 2: budgets
@@ -128,22 +128,9 @@ class RunResult:
         """
         path = Path(path)
         try:
-            text = self.to_json() + "\n"
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            return write_atomic(path, self.to_json() + "\n", fsync=True)
         except (OSError, TypeError, ValueError) as exc:
             self._rescue(path, exc)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException as exc:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                self._rescue(path, exc)
-            raise
-        return path
 
     def _rescue(self, path: Path, exc: BaseException) -> NoReturn:
         rescued = rescue(self.to_dict(), path)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from memtasks.atomic import atomic_path
 from memtasks.fitting.engine import Trial, TrialRun, train_trials
 from memtasks.fitting.protocol import DEFAULT_HIDDEN, Protocol, ProtocolError, Search, check_device, init_seed
 from memtasks.fitting.result import ResultWriteError, RunResult, rescue, run_name
@@ -307,7 +308,6 @@ def _assemble(point: Measurement, runs: list[TrialRun], created: str, started: f
 def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """Write ``state`` as a safetensors file (atomically) with string ``metadata``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
     return path

@@ -17,6 +17,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from memtasks.atomic import atomic_path
 from memtasks.errors import MemtasksError
 from memtasks.leaderboard.scores import compute_scores
 from memtasks.leaderboard.suite import Suite, get_suite
@@ -111,15 +112,12 @@ def build(submissions: str | Path, out_dir: str | Path, *, verify: bool = True, 
     (``trust_code``: see :func:`~memtasks.leaderboard.validate.validate_file`)."""
     suite, rows = collect(Path(submissions), verify=verify, trust_code=trust_code)
     out_dir = Path(out_dir)
-    pages = {"README.md": render_markdown(suite, rows), "index.html": render_html(suite, rows)}
-    tmps = []
-    for name, text in pages.items():
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmps.append((tmp, out_dir / name))
-    for tmp, final in tmps:
-        tmp.replace(final)
-    return [final for _, final in tmps]
+    readme, page = out_dir / "README.md", out_dir / "index.html"
+    markdown, html_ = render_markdown(suite, rows), render_html(suite, rows)
+    with atomic_path(readme) as tmp_readme, atomic_path(page) as tmp_page:  # both written, then both renamed
+        tmp_readme.write_text(markdown, encoding="utf-8")
+        tmp_page.write_text(html_, encoding="utf-8")
+    return [readme, page]
 
 
 # ----- shared formatting -----------------------------------------------------------------------------------------
@@ -183,6 +181,12 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _two_lines(label: str) -> str:
+    """``NextStep CatCat`` → the task over the targets, as two lines of a column header (its text unchanged)."""
+    first, _, rest = label.partition(" ")
+    return f'<span class="l1">{_e(first)}</span> <span class="l2">{_e(rest)}</span>' if rest else _e(label)
+
+
 def _badge(row: Row) -> str:
     if row.verified:
         return '<span class="badge ok" title="every model re-evaluated from its weights">✓ verified</span>'
@@ -216,7 +220,7 @@ def render_html(suite: Suite, rows: list[Row]) -> str:
             f'<td class="num" data-value="{row.run_time[0] or 0:.3f}" title="{_e(row.run_time[1])}">'
             f'{_minutes(row)}</td>'
             f'<td>{_e(d["created"])}</td></tr>')
-    heat_head = "\n".join(f'<th class="sortable num" data-type="num" title="{_e(t)}">{_e(_short(t))}</th>'
+    heat_head = "\n".join(f'<th class="sortable num" data-type="num" title="{_e(t)}">{_two_lines(_short(t))}</th>'
                           for t in suite.settings)
     top = {t: max(r.setting(t)["bits_per_param"]["mean"] for r in rows) or 1.0 for t in suite.settings}
     heat = []

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from memtasks.atomic import atomic_path, write_atomic
 from memtasks.errors import MemtasksError
 from memtasks.leaderboard.scores import compute_scores
 from memtasks.leaderboard.suite import Suite, get_suite, read_run_file
@@ -154,18 +155,14 @@ def _bundle_weights(found: list[tuple[str, dict[str, Any], Path]], path: Path, s
         with safe_open(str(file), framework="pt") as f:
             for tensor in f.keys():
                 tensors[f"{key}/{tensor}"] = f.get_tensor(tensor).contiguous()
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"suite": suite.id, "submission": name})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"suite": suite.id, "submission": name})
     return {"file": path.name, "format": "safetensors", "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as strict, stable JSON (atomically)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any]:

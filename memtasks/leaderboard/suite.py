@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import memtasks
+from memtasks.atomic import write_atomic
 from memtasks.errors import MemtasksError
 from memtasks.sweeps.config import Point, SweepConfig
 
@@ -187,7 +188,5 @@ def run_suite(suite: Suite, cell: str, folder: str | Path, *, cell_kwargs: dict[
         seconds = time.perf_counter() - started
         info = {**mine, "seconds": round(previous + seconds, 1), "workers": workers, "device": device,
                 "machine": machine()}
-        tmp = folder / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(info, indent=1) + "\n")
-        tmp.replace(folder / RUN_FILE)
+        write_atomic(folder / RUN_FILE, json.dumps(info, indent=1) + "\n")
     return SuiteRun(folder, seconds, failed)

@@ -118,9 +118,10 @@ class Group:
     """The runs of one :class:`GroupKey` (one per seed), summarized.
 
     ``mean`` and ``std`` map each of :data:`STATS` to the mean and population std over the runs that
-    finished at least one epoch (``n_measured``); None where no run measured it. ``sources`` lists the
-    target sources (random / teacher); ``varied`` names settings outside the key that differ between the
-    runs (e.g. ``task.out_classes``), which should be empty.
+    finished at least one epoch (``n_measured``); None where no run measured it. ``at_budget`` counts the runs
+    whose measurement the step budget ended (not the ceiling or a plateau): their figures are lower bounds.
+    ``sources`` lists the target sources (random / teacher); ``varied`` names settings outside the key that
+    differ between the runs (e.g. ``task.out_classes``), which should be empty.
     """
 
     key: GroupKey
@@ -128,6 +129,7 @@ class Group:
     n_measured: int
     seeds: list[int]
     statuses: dict[str, int]
+    at_budget: int
     sources: list[str]
     varied: list[str]
     mean: dict[str, float | None]
@@ -195,6 +197,7 @@ def _group(key: GroupKey, runs: list[RunResult]) -> Group:
     return Group(
         key=key, n_runs=len(runs), n_measured=len(measured), seeds=sorted(r.protocol["seed"] for r in runs),
         statuses={s: status[s] for s in [*STATUSES, *sorted(set(status) - set(STATUSES))] if status[s]},
+        at_budget=sum(r.stop_reason == "budget" for r in runs),
         sources=sorted({str(r.task["kwargs"].get("source", "random")) for r in runs}), varied=_varied(runs),
         mean={s: float(m) if c else None for s, m, c in zip(STATS, mean, count, strict=True)},
         std={s: float(d) if c else None for s, d, c in zip(STATS, std, count, strict=True)},

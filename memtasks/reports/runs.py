@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from memtasks.atomic import write_atomic
 from memtasks.errors import MemtasksError
 from memtasks.fitting.result import ResultFormatError, RunResult
 from memtasks.reports.aggregate import GroupKey, run_stats
@@ -101,8 +102,5 @@ def export_jsonl(results: Iterable[RunResult], path: str | Path, *, keep_history
         lines.append(json.dumps(RunResult.from_dict(d).to_dict(), sort_keys=True, separators=(",", ":"),
                                 allow_nan=False))
     lines.sort()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    tmp.replace(path)
+    write_atomic(path, "".join(line + "\n" for line in lines))
     return len(lines)

@@ -23,17 +23,19 @@ KEY_FIELDS = tuple(f.name for f in fields(GroupKey))
 
 def write_csv(groups: list[Group], path: str | Path) -> Path:
     """One row per group: the key fields, ``<stat>_mean`` and ``<stat>_std`` of each of :data:`STATS`,
-    then ``n_runs``, ``n_measured``, ``seeds`` (space-joined) and ``statuses`` (``status:count``)."""
+    then ``n_runs``, ``n_measured``, ``seeds`` (space-joined), ``statuses`` (``status:count``) and ``n_at_budget``
+    (runs the step budget stopped)."""
     path = Path(path)
     header = [*KEY_FIELDS, *(f"{s}_{m}" for s in STATS for m in ("mean", "std")), "n_runs", "n_measured",
-              "seeds", "statuses"]
+              "seeds", "statuses", "n_at_budget"]
     with path.open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for g in groups:
             w.writerow([*(_cell(getattr(g.key, k)) for k in KEY_FIELDS),
                         *(_cell(d[s]) for s in STATS for d in (g.mean, g.std)), g.n_runs, g.n_measured,
-                        " ".join(map(str, g.seeds)), " ".join(f"{s}:{n}" for s, n in g.statuses.items())])
+                        " ".join(map(str, g.seeds)), " ".join(f"{s}:{n}" for s, n in g.statuses.items()),
+                        g.at_budget])
     return path
 
 
@@ -100,12 +102,12 @@ def _setting_tables(groups: list[Group], frontier_rows: list[FrontierRow]) -> li
             cells = [gs[0].key.cell, gs[0].key.size]
             for n in sizes:
                 g = by_n.get(n)
-                text = "–" if g is None else _pm(g.mean["fraction"], g.std["fraction"])
-                cells.append(text + ("*" if g is not None and not g.completed else ""))
+                text = "–" if g is None else _pm(g.mean["fraction"], g.std["fraction"]) + _marks(g)
+                cells.append(text)
             measured = [g for g in gs if g.mean["bits_per_param"] is not None]
             top = max(measured, key=lambda g: g.mean["bits_per_param"], default=None)
-            cells.append("–" if top is None else
-                         f"{_pm(top.mean['bits_per_param'], top.std['bits_per_param'])} (n={top.key.n_examples})")
+            cells.append("–" if top is None else f"{_pm(top.mean['bits_per_param'], top.std['bits_per_param'])}"
+                         f"{_marks(top)} (n={top.key.n_examples})")
             fitted = front[series].largest_fitted if series in front else None
             cells.append("–" if fitted is None else str(fitted))
             rows.append(cells)
@@ -113,6 +115,11 @@ def _setting_tables(groups: list[Group], frontier_rows: list[FrontierRow]) -> li
         header = ["cell", "size", *(f"n={n}" for n in sizes), "bits/param", f"frontier (≥ {pct(threshold)})"]
         tables.append(_Table(title, header, rows))
     return tables
+
+
+def _marks(g: Group) -> str:
+    """``†`` when the step budget stopped a run of the group (a lower bound), ``*`` when one did not complete."""
+    return ("†" if g.at_budget else "") + ("*" if not g.completed else "")
 
 
 def _frontier_table(frontier_rows: list[FrontierRow]) -> _Table:
@@ -158,6 +165,11 @@ def markdown_report(groups: list[Group], frontier_rows: list[FrontierRow]) -> st
         names = sorted({v for g in mixed for v in g.varied})
         lines += [f"**Warning:** {len(mixed)} group(s) mix runs that differ in {', '.join(names)}; their means "
                   "average unlike runs.", ""]
+    budget = [g for g in groups if g.at_budget]
+    if budget:
+        lines += [f"† {sum(g.at_budget for g in budget)} of {n_runs} runs, in {len(budget)} of {len(groups)} groups, "
+                  "stopped at their step budget before a plateau or the ceiling: those figures are lower bounds, not "
+                  "converged measurements (see n_at_budget in summary.csv).", ""]
     if any(not g.completed for g in groups):
         lines += ["\\* not every run of this group completed (diverged or interrupted); see summary.csv.", ""]
     for t in _setting_tables(groups, frontier_rows):

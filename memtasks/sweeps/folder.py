@@ -5,8 +5,8 @@
 - ``<point>.safetensors`` — the selected trial's best weights, when the config keeps them (``save_models``);
   written before the result, so a finished result always has them;
 - ``.lock`` — held (``flock``) while a sweep writes the folder, so two sweeps never write one folder;
-- ``.<point>.json.<random>.tmp`` — a result being written (then renamed into place). One left by a killed
-  sweep is stale: the next sweep that takes the lock removes its own (and no other file).
+- ``.<file>.<random>.tmp`` — a result, weights or config being written (then renamed into place). One left
+  by a killed sweep is stale: the next sweep that takes the lock removes its own (and no other file).
 
 Finished points (a valid result with status ``completed`` or ``diverged``) are skipped; corrupt or
 interrupted result files are reported and run again.
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memtasks.atomic import write_atomic
 from memtasks.fitting.result import ResultFormatError, ResultWriteError, RunResult, rescue
 from memtasks.sweeps.config import Point, SweepConfig, SweepError
 
@@ -29,8 +30,9 @@ from memtasks.sweeps.config import Point, SweepConfig, SweepError
 FINISHED = ("completed", "diverged")
 CONFIG_FILE = "sweep.json"
 LOCK_FILE = ".lock"
-#: A result being written (``RunResult.save``'s ``.<stem>.json.<random>.tmp``) or weights (``.<stem>.safetensors.tmp``).
-_RESULT_TMP = re.compile(r"\.(.+)(?:\.json\.[A-Za-z0-9_]+|\.safetensors)\.tmp")
+#: A file being written (:mod:`memtasks.atomic`'s ``.<name>.<random>.tmp``): a result ``<stem>.json``, its
+#: weights ``<stem>.safetensors``, or the folder's config.
+_TMP = re.compile(r"\.(.+)\.(json|safetensors)\.[A-Za-z0-9_]+\.tmp")
 
 
 @dataclass
@@ -86,12 +88,11 @@ class SweepFolder:
     def _remove_stale_temporaries(self) -> list[str]:
         """Delete the half-written files a killed sweep of this config left; only under the lock, when
         no writer can be active. Files this sweep would not have written are left alone."""
-        own = {f".{CONFIG_FILE}.tmp"}
-        stems = {p.stem for p in self.config.points()}
+        own = {p.stem for p in self.config.points()} | {CONFIG_FILE.removesuffix(".json")}
         removed = []
         for path in sorted(self.path.glob(".*.tmp")):
-            match = _RESULT_TMP.fullmatch(path.name)
-            if path.name in own or (match is not None and match.group(1) in stems):
+            match = _TMP.fullmatch(path.name)
+            if match is not None and match.group(1) in own:
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
         return removed
@@ -125,9 +126,7 @@ class SweepFolder:
         self.check()
         cfg_path = self.path / CONFIG_FILE
         if not cfg_path.exists():
-            tmp = cfg_path.with_name(f".{CONFIG_FILE}.tmp")
-            tmp.write_text(json.dumps(self.config.to_dict(), indent=1, sort_keys=True) + "\n")
-            tmp.replace(cfg_path)
+            write_atomic(cfg_path, json.dumps(self.config.to_dict(), indent=1, sort_keys=True) + "\n")
 
     def plan(self, points: list[Point]) -> Plan:
         """Which points are finished, which must (re-)run, and which result files are corrupt."""
@@ -166,8 +165,4 @@ class SweepFolder:
 
     def write_weights(self, point: Point, data: bytes) -> Path:
         """Write ``point``'s weights (safetensors bytes) atomically beside its result."""
-        path = self.weights_path(point)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-        return path
+        return write_atomic(self.weights_path(point), data)

@@ -284,11 +284,28 @@ def test_ctrl_c_saves_the_partial_result(tmp_path):
     assert not list((tmp_path / "runs").glob(".*"))  # no temporary file left
 
 
+def test_a_module_factory_cell_in_the_current_folder_needs_no_pythonpath(tmp_path):
+    """The console script, started in the folder that holds the user's module, with no PYTHONPATH."""
+    (tmp_path / "mycells.py").write_text("import torch\n\n\ndef make(input_size, hidden_size):\n"
+                                         "    return torch.nn.Sequential(torch.nn.Linear(input_size, hidden_size), "
+                                         "torch.nn.Tanh())\n")
+    script = os.path.join(os.path.dirname(sys.executable), "memtasks")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
+    cmd = [script, "run", "Seq2Vec-CatCat-v0", *TINY, "--cell", "mycells:make", "--hidden", "4", "--lr", "0.01",
+           "--max-steps", "2", "--out", "runs", "--no-progress", "--json"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["cell"]["name"] == "mycells:make"
+    missing = subprocess.run([*cmd[:3], *TINY, "--cell", "nomodule:make"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert missing.returncode == 2 and "cannot import module 'nomodule'" in missing.stderr
+
+
 def test_a_result_that_cannot_be_written_is_rescued_and_named(tmp_path, monkeypatch):
     def full_disk(self, path):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("memtasks.fitting.result.os.replace", full_disk)
+    monkeypatch.setattr("memtasks.atomic.os.replace", full_disk)
     result = run("run", "Seq2Vec-CatCat-v0", *TINY, *FAST, "--hidden", "4", "--lr", "0.01", "--max-steps", "2",
                  "--eval-every", "1", "--out", str(tmp_path))
     assert result.exit_code == 1, result.output

@@ -112,6 +112,30 @@ def test_the_committed_page_loads_offline_shows_every_submission_and_sorts():
         assert page.errors == []
 
 
+def test_the_heat_table_shows_every_setting_at_1280_px_without_scrolling_sideways():
+    _needs_browser()
+    with open_page(PAGE, width=1280) as page:
+        box = page.evaluate("""() => {
+            const scroll = document.querySelector("#heat").closest(".scroll");
+            const heads = document.querySelectorAll("#heat thead th");
+            const last = heads[heads.length - 1].getBoundingClientRect();
+            return {columns: heads.length, scrollWidth: scroll.scrollWidth, clientWidth: scroll.clientWidth,
+                    lastRight: last.right, lastLeft: last.left, viewport: document.documentElement.clientWidth,
+                    pageWidth: document.documentElement.scrollWidth};
+        }""")
+        assert box["columns"] == 17, box
+        assert box["scrollWidth"] <= box["clientWidth"], f"the heat table scrolls sideways: {box}"
+        assert 0 <= box["lastLeft"] and box["lastRight"] <= box["viewport"], f"the last setting is cut off: {box}"
+        assert box["pageWidth"] <= box["viewport"], f"the page scrolls sideways: {box}"
+        # Each setting's header reads as the task over its targets, and the last one still sorts.
+        last = page.locator("#heat thead th").last
+        assert last.text_content().strip() == "Vec2Seq RealReal"
+        last.click()
+        values = [float(v.rstrip("†")) for v in _column(page, "heat", 16)]
+        assert values == sorted(values, reverse=True) and last.get_attribute("aria-sort") == "descending"
+        assert page.errors == []
+
+
 def screenshot(path: Path, out: Path) -> None:
     """Save a full-page screenshot of the page at ``path`` to ``out``."""
     with open_page(path) as page:

@@ -73,6 +73,7 @@ def variant(base: RunResult, task_id: str, cell: str, n: int, seed: int) -> RunR
     r.best["test"][metric] = v["test"]
     r.best["bits_per_param"] = v["bits_per_param"]
     r.steps, r.wall_time_s = int(v["steps"]), v["wall_time_s"]
+    r.stop_reason = "ceiling" if v["fraction"] == 1.0 else "plateau"  # the budget stops none unless a test says so
     return r
 
 
@@ -377,6 +378,28 @@ def test_markdown_is_deterministic_and_holds_the_numbers(grid):
     assert md.index("## Seq2Vec-CatCat-v0") < md.index("## Seq2Vec-RealReal-v0") < md.index("## Capacity frontier")
     assert 'only for random-target runs (`source="random"`)' in md
     assert "\\* not every run" in md
+
+
+def test_figures_the_step_budget_stopped_are_marked_everywhere_the_report_shows_them(grid, tmp_path):
+    runs = copy.deepcopy(grid)
+    for r in runs:
+        if (r.task["id"], r.cell["name"], r.task["n_examples"], r.protocol["seed"]) in {(CAT, "gru", 32, 1),
+                                                                                        (CAT, "gru", 32, 2)}:
+            r.stop_reason = "budget"
+    groups, rows = _report(runs)
+    assert [(g.key.cell, g.key.n_examples, g.at_budget) for g in groups if g.at_budget] == [("gru", 32, 2)]
+    md = markdown_report(groups, rows)
+    cat, real = [line for line in md.splitlines() if line.startswith("| gru | hidden 4 |")]  # setting order
+    assert cat.split(" | ")[3].endswith("†") and cat.count("†") == 1 and "†" not in real  # only n=32's column
+    assert "† 2 of 37 runs, in 1 of 12 groups, stopped at their step budget before" in md
+    assert "†" not in markdown_report(*_report(grid))
+    console = Console(record=True, width=250)
+    for t in rich_tables(groups, rows):
+        console.print(t)
+    assert console.export_text().count("†") == 1
+    with write_csv(groups, tmp_path / "s.csv").open(newline="") as f:
+        counts = {(r["cell"], r["n_examples"], r["task_id"]): r["n_at_budget"] for r in csv.DictReader(f)}
+    assert counts[("gru", "32", CAT)] == "2" and set(counts.values()) == {"0", "2"}
 
 
 def test_rich_tables_and_report_data(grid):

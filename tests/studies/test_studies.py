@@ -9,7 +9,7 @@ import pytest
 
 from memtasks.studies import capacity, per_unit
 from memtasks.studies.common import StudyError, sweep_name
-from tests.helpers import ROOT, assert_bad_input, run
+from tests.helpers import ROOT, assert_bad_input, run, same_up_to_rounding
 
 
 def test_the_capacity_grid_reaches_past_five_bits_per_parameter_at_four_budgets():
@@ -136,14 +136,20 @@ def test_bad_study_input_is_one_line(tmp_path):
     ("connectivity", ("README.md", "connectivity.csv", "heatmaps.json", "by_distance.json")),
 ])
 def test_the_committed_studies_regenerate_from_their_results(study, files, tmp_path):
-    """Every number in a committed study's README and tables comes from its committed results.jsonl."""
+    """Every number in a committed study's README and tables comes from its committed results.jsonl (and, for
+    connectivity, its committed models). Numbers are compared to float rounding: connectivity measures its
+    gradients again, and those differ across CPU kinds in the last printed digit."""
     if study == "difficulty":
         pytest.importorskip("sklearn")  # its labels are regenerated from SeqDigits-v0
     folder = ROOT / "baselines" / "studies" / study
     result = run("study", study, "--from", str(folder), "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     for name in files:
-        assert (tmp_path / name).read_text() == (folder / name).read_text(), name
+        want, got = (folder / name).read_text(), (tmp_path / name).read_text()
+        if study == "connectivity":
+            assert same_up_to_rounding(want, got) == [], name
+        else:  # pure formatting of committed numbers: byte for byte
+            assert got == want, name
     info = json.loads((folder / "study.json").read_text())
     assert info["command"] == f"memtasks study {study} --workers 2" and info["failed"] == 0
     assert info["wall_time_s"] < 3600  # each study within the hour on the 2-core machine it reports

@@ -284,7 +284,8 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeyp
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # A write cut short by the kill leaves a temporary file; one of another name must survive the resume.
-    stale = [folder / f".{gated[0].stem}.json.k1ll3d_.tmp", folder / f".{rnn[1].stem}.json.abc123.tmp"]
+    stale = [folder / f".{gated[0].stem}.json.k1ll3d_.tmp", folder / f".{rnn[1].stem}.json.abc123.tmp",
+             folder / f".{gated[1].stem}.safetensors.x9y8z7.tmp", folder / ".sweep.json.q1w2e3.tmp"]
     for f in stale:
         f.write_text('{"schema_version": 2, "half')
     foreign = folder / ".notes.tmp"
