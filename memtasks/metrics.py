@@ -7,6 +7,7 @@ it achieved (rate-distortion). It counts as *memorized* information only for ``s
 from __future__ import annotations
 
 import math
+from typing import Any
 
 #: Cap on the bits a single real-valued target scalar is credited with.
 MAX_BITS_PER_SCALAR = 8.0
@@ -53,3 +54,47 @@ def fits_ceiling_real(mse: float, mse_floor: float, variance: float) -> bool:
     """
     return mse <= mse_floor + variance * 2.0 ** (-2 * MAX_BITS_PER_SCALAR)
 
+
+
+def fit_metrics(y_type: str, out_size: int, n_targets: int, *, correct: int = 0, loss_sum: float = math.nan,
+                sse: float = 0.0, variance: float | None = None) -> dict[str, Any]:
+    """A split's metrics from its raw sums over ``n_targets`` scored targets: loss, accuracy, correct and bits
+    (categorical: ``correct`` targets right, ``loss_sum`` summed cross-entropy), or loss, MSE, R² and bits (real:
+    ``sse`` summed squared error over ``n_targets · out_size`` scalars, given the targets' ``variance``).
+
+    ``loss`` is the training objective: mean cross-entropy per target, or MSE per scalar.
+    """
+    n, nan = n_targets, math.nan
+    if y_type == "cat":
+        acc = correct / n if n else nan
+        finite = math.isfinite(loss_sum)
+        return {"loss": loss_sum / n if n else nan, "accuracy": acc, "correct": correct, "n_targets": n,
+                "bits": n * bits_categorical(acc, out_size) if n and finite else 0.0}
+    if variance is None:
+        raise ValueError("real-valued targets need their variance for R² and bits")
+    scalars = n * out_size
+    mse = sse / scalars if scalars else nan
+    finite = math.isfinite(mse)
+    return {"loss": mse, "mse": mse, "r2": r2_score(mse, variance) if finite else nan, "n_targets": n,
+            "bits": scalars * bits_real(mse, variance) if finite else 0.0}
+
+
+def derive(fit: dict[str, Any], y_type: str, ceiling: Any, params_total: int) -> dict[str, Any]:
+    """A training split's metrics with the figures measured against its achievable ``ceiling`` (a
+    :class:`~memtasks.data.ceiling.Ceiling`) and the model's size: ``fraction_of_ceiling``, ``at_ceiling`` and
+    ``bits_per_param``. The engine, the leaderboard's validator and its verifier all derive them here."""
+    out = dict(fit)
+    if y_type == "cat":
+        out["fraction_of_ceiling"] = fit["accuracy"] / ceiling.accuracy if ceiling.accuracy else math.nan
+        out["at_ceiling"] = fit["correct"] >= needed_correct(ceiling)
+    else:
+        mse = fit["mse"]
+        out["fraction_of_ceiling"] = fit["r2"] / ceiling.r2 if ceiling.r2 and ceiling.r2 > 0 else math.nan
+        out["at_ceiling"] = bool(math.isfinite(mse) and fits_ceiling_real(mse, ceiling.mse_floor, ceiling.variance))
+    out["bits_per_param"] = fit["bits"] / params_total
+    return out
+
+
+def needed_correct(ceiling: Any) -> int:
+    """The correct targets that reach a categorical ceiling: as many as any model can get right."""
+    return round(ceiling.accuracy * ceiling.n_scored)

@@ -9,7 +9,7 @@ from tests.helpers import ROOT
 
 
 def test_the_default_run_time_is_stated_once_over():
-    pattern = r"about (\d+) s on a 2-core CPU"
+    pattern = r"about (\d+) s\s+on\s+a\s+2-core\s+CPU"
     readme = re.findall(pattern, (ROOT / "README.md").read_text())
     fitting = re.findall(pattern, (ROOT / "docs" / "fitting.md").read_text())
     assert readme and fitting and set(readme) == set(fitting), (readme, fitting)

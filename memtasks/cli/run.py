@@ -22,8 +22,7 @@ from memtasks.cli.common import (
     print_teacher_note,
     writable_dir,
 )
-from memtasks.fitting.cost import trial_step_seconds
-from memtasks.fitting.protocol import DEFAULT_LRS, Protocol
+from memtasks.fitting.protocol import DEFAULT_BATCH_SIZE, DEFAULT_LRS, Protocol, check_device
 from memtasks.fitting.result import run_name
 
 
@@ -71,7 +70,7 @@ def _run_table(result: Any, path: Path) -> Table:
     return table
 
 
-_DEFAULTS = Protocol  # dataclass field defaults are class attributes; an instance would import torch
+_DEFAULTS = Protocol  # dataclass field defaults are class attributes
 #: A run whose worst case (every trial to its step budget) exceeds this is refused unless --yes.
 RUN_LIMIT_S = 2 * 3600
 
@@ -91,7 +90,7 @@ RUN_LIMIT_S = 2 * 3600
               help=f"Learning rates of the search (default {','.join(f'{x:g}' for x in DEFAULT_LRS)}); "
                    "the best trial is the measurement.")
 @click.option("--batch-size", "batch_sizes", callback=csv_list(int), metavar="B[,B…]",
-              help=f"Batch sizes of the search (default {_DEFAULTS.batch_size}; more than the set: full batch).")
+              help=f"Batch sizes of the search (default {DEFAULT_BATCH_SIZE}; more than the set: full batch).")
 @click.option("--inits", type=int, default=1, show_default=True,
               help="Initialisations (training seeds) per learning rate and batch size; the best trial is the "
                    "measurement.")
@@ -108,9 +107,9 @@ RUN_LIMIT_S = 2 * 3600
               help="Learning-rate decays (×0.3 each) before a plateau stops a trial.")
 @click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
               help="Gradient-norm clip (0: off).")
-@click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True,
+@click.option("--seed", type=int, default=0, show_default=True,
               help="Training seed (initialisation, batch order); the data's seed is -k seed=N.")
-@click.option("--device", default=_DEFAULTS.device, show_default=True, help="cpu, cuda, cuda:N or mps.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Directory for the result JSON (created if missing).")
@@ -133,10 +132,9 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
     # deferred: torch, Lightning and the cell registry take seconds to import (keeps start-up fast)
     import torch
 
+    from memtasks.fitting.cost import worst_case_seconds
     from memtasks.fitting.protocol import Search
-    from memtasks.fitting.trainer import fit, resolve_hidden
-    from memtasks.models.registry import cell_spec
-    from memtasks.models.sequence_model import count_total_params
+    from memtasks.fitting.trainer import measure_one, measurement_of
 
     if threads is not None:
         if threads < 1:
@@ -144,36 +142,34 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         torch.set_num_threads(threads)
     if embed_dim < 1:
         raise BadInput(f"--embed-dim must be a positive integer, got {embed_dim}")
-    search = Search(lrs=tuple(lrs or DEFAULT_LRS), batch_sizes=tuple(batch_sizes or (_DEFAULTS.batch_size,)),
+    search = Search(lrs=tuple(lrs or DEFAULT_LRS), batch_sizes=tuple(batch_sizes or (DEFAULT_BATCH_SIZE,)),
                     inits=inits)
-    protocol = Protocol(lr=search.lrs[0], batch_size=search.batch_sizes[0], max_steps=max_steps,
-                        eval_every=eval_every, patience=patience, plateau_steps=plateau_steps, max_decays=decays,
-                        grad_clip=grad_clip, seed=seed, device=device)
-    spec = cell_spec(cell)
-    ckw = parse_json_pairs(cell_kwargs)
+    protocol = Protocol(max_steps=max_steps, eval_every=eval_every, patience=patience, plateau_steps=plateau_steps,
+                        max_decays=decays, grad_clip=grad_clip)
+    check_device(device)
     task = make_task(task_id, kwargs)
-    hidden_size = resolve_hidden(task, spec, hidden, n_params, embed_dim, ckw)
-    total = count_total_params(task.layout, spec, hidden_size, embed_dim, ckw)
-    worst = len(search) * max_steps * trial_step_seconds(total, max(search.batch_sizes), task.layout.length)
+    m = measurement_of(task, cell, hidden=hidden, params=n_params, embed_dim=embed_dim,
+                       cell_kwargs=parse_json_pairs(cell_kwargs), protocol=protocol, search=search, seed=seed)
+    worst = worst_case_seconds(m)
     if worst > RUN_LIMIT_S and not yes:
         trials = f"{len(search)} trial{'s' * (len(search) != 1)}"
-        raise BadInput(f"this run is {trials} of up to {max_steps:,} steps of a {total:,}-parameter "
+        raise BadInput(f"this run is {trials} of up to {max_steps:,} steps of a {m.params_total:,}-parameter "
                        f"model, at worst about {worst / 3600:,.1f} h on this machine; use --yes, fewer --lr "
                        "values or a smaller --max-steps")
     writable_dir(out_dir)
-    stem = run_name(task.spec.id, spec.name, hidden_size, seed,
+    stem = run_name(task.spec.id, m.cell.name, m.hidden_size, seed,
                     datetime.now(timezone.utc).isoformat(timespec="seconds"))
     path = out_dir / f"{stem}.json"
     n = 1
     while path.exists() or path.with_suffix(".safetensors").exists():
         path = out_dir / f"{stem}-{n}.json"
         n += 1
+    m.result_path = path
+    m.model_path = path.with_suffix(".safetensors") if save_model else None
     show = sys.stderr.isatty() and not as_json if progress is None else progress
     with err.status(f"generating {task.spec.id}…") if show else nullcontext():
         task.train.ceiling, task.test  # noqa: B018 - generate before the progress bar starts
-    result = fit(task, spec, hidden=None if n_params is not None else hidden_size, params=n_params,
-                 embed_dim=embed_dim, cell_kwargs=ckw, protocol=protocol, search=search, progress=show,
-                 model_path=path.with_suffix(".safetensors") if save_model else None, result_path=path)
+    result = measure_one(m, device=device, progress=show)[0]
     result.save(path)
     if as_json:
         click.echo(result.to_json())

@@ -11,14 +11,6 @@ import click
 
 from memtasks.cli.common import BadInput, Failure, err, out, writable_dir
 
-#: Each study: its module under memtasks.studies and its default output folder.
-STUDIES = {"capacity": ("capacity", "baselines/studies/capacity"),
-           "per-unit": ("per_unit", "baselines/studies/per-unit"),
-           "noise": ("noise", "baselines/studies/noise"),
-           "rnn-vs-mlp": ("rnn_vs_mlp", "baselines/studies/rnn-vs-mlp"),
-           "difficulty": ("difficulty", "baselines/studies/difficulty"),
-           "connectivity": ("connectivity_study", "baselines/studies/connectivity")}
-
 
 def _cells(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
     if value is None:
@@ -55,25 +47,18 @@ def _study_options(fn: Any) -> Any:
     return fn
 
 
-def _run_study(study: str, cells: list[str] | None, scale: float, out_dir: Path | None, root: Path,
+def _run_study(name: str, cells: list[str] | None, scale: float, out_dir: Path | None, root: Path,
                source: Path | None, backend: str, workers: int | None, address: str | None, device: str,
                progress: bool | None, yes: bool) -> None:
     # deferred: studies import torch, Lightning and matplotlib (keeps start-up fast)
-    import importlib
-
     from memtasks.reports import export_jsonl
-    from memtasks.studies import common
+    from memtasks.studies import common, registry
 
-    module = importlib.import_module(f"memtasks.studies.{STUDIES[study][0]}")
-    default_cells = list(getattr(module, "DEFAULT_CELLS", common.BUILTIN_CELLS))
-    # A study may keep part of each run's history (what it plots) or files beside its results (saved models).
-    keep = getattr(module, "keep_history", None)
-    files = getattr(module, "FILES", ())
+    study = registry.get(name)
     committed = cells is None and scale == 1.0
     # Only the committed size writes the committed folder by default: a smaller or larger run must not replace it.
-    target = out_dir or source or (Path(STUDIES[study][1]) if committed else
-                                   root / "studies" / common.sweep_name(study, cells or default_cells, scale,
-                                                                        default_cells))
+    target = out_dir or source or (study.folder if committed else
+                                   root / "studies" / study.sweep_name(cells or study.default_cells, scale))
     if source is not None:
         if cells is not None or scale != 1.0:
             raise BadInput("--from rewrites a finished study's outputs; it takes no --cells or --scale")
@@ -81,27 +66,27 @@ def _run_study(study: str, cells: list[str] | None, scale: float, out_dir: Path 
         info = common.read_study_json(source / "study.json")
         writable_dir(target)
         if target.resolve() != source.resolve():
-            export_jsonl(results, target / "results.jsonl", keep_history=keep is not None)
+            export_jsonl(results, target / "results.jsonl", keep_history=study.keeps_history)
             (target / "study.json").write_text((source / "study.json").read_text())
-            for name in files:
-                common.copy_tree(source / name, target / name)
+            for folder in study.files:
+                common.copy_tree(source / folder, target / folder)
     else:
-        configs = module.configs(cells or default_cells, scale)
+        configs = study.configs(cells or study.default_cells, scale)
         writable_dir(target)
         show = sys.stderr.isatty() if progress is None else progress
         run = common.run_sweeps(configs, root, backend=backend, workers=workers, device=device, address=address,
                                 console=err, progress=show, yes=yes)
         if run.failed:
             raise Failure(f"{run.failed} run(s) failed (listed above); run the study again to retry them")
-        results = keep(run.results) if keep is not None else run.results
-        export_jsonl(results, target / "results.jsonl", keep_history=keep is not None)
-        if files:
-            module.collect(configs, root, target)
-        command = _command(study, cells, scale, workers, backend)
-        common.write_study_json(target / "study.json", study, configs, run, workers, command)
+        results = study.trim(run.results)
+        export_jsonl(results, target / "results.jsonl", keep_history=study.keeps_history)
+        if study.collect is not None:
+            study.collect(configs, root, target)
+        command = _command(name, cells, scale, workers, backend)
+        common.write_study_json(target / "study.json", name, configs, run, workers, command)
         info = common.read_study_json(target / "study.json")
-    written = module.write_outputs(results, target, info)
-    for line in module.summary_lines(results):
+    written = study.write_outputs(results, target, info)
+    for line in study.summary_lines(results):
         out.print(line, soft_wrap=True)
     out.print(f"{len(results)} runs; wrote {', '.join(p.name for p in written)} and results.jsonl, study.json to "
               f"{target}", soft_wrap=True)

@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 
 from memtasks.cli.common import KWARG_OPTION, Failure, csv_list, err, out, parse_json_pairs, writable_dir
-from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.protocol import check_device
 
 
 # ----- sweep ------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...]
     config = SweepConfig.from_dict(data, str(config_path) if config_path else "flags")
     if dry_run:
         points = config.validate()
-        Protocol(device=device)
+        check_device(device)
         folder = SweepFolder(root, config)
         folder.check()
         plan = folder.plan(points) if folder.path.is_dir() else None

@@ -10,9 +10,12 @@ at the achievable ceiling or when learning-rate decays no longer help.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from memtasks.fitting.protocol import Protocol
+if TYPE_CHECKING:
+    from memtasks.fitting.spec import Measurement, MeasurementSpec
 
 #: Seconds per trial-step that do not depend on the model's size (op overhead, amortised over a stack).
 OVERHEAD_S = 5e-5
@@ -25,13 +28,25 @@ def trial_step_seconds(params: int, batch_size: int, length: int) -> float:
     return OVERHEAD_S + 6.0 * params * batch_size * length / FLOPS
 
 
-def worst_case_seconds(point: Any, trials: int, batch_size: int) -> float:
-    """Seconds to train a sweep point's ``trials`` to their step budget, at worst.
+def worst_case_seconds(m: Measurement) -> float:
+    """Seconds to train every trial of ``m``'s search to its step budget, at worst: its exact parameter count,
+    its largest batch and its model's length."""
+    search = m.spec.search
+    return len(search) * m.spec.protocol.max_steps * trial_step_seconds(m.params_total, max(search.batch_sizes),
+                                                                         m.layout.length)
 
-    ``point`` is a :class:`~memtasks.sweeps.config.Point`; a hidden size instead of a parameter budget is
-    counted as an LSTM of that size (the largest built-in cell per hidden unit but the nested LSTM).
-    """
-    steps = int(point.protocol.get("max_steps", Protocol.max_steps))
-    params = point.params if point.params is not None else 4 * point.hidden * (point.hidden + point.embed_dim + 2)
-    length = 2 * point.seq_len if point.task.startswith("Seq2Seq") else point.seq_len
-    return trials * steps * trial_step_seconds(params, batch_size, length)
+
+def specs_seconds(specs: Iterable[MeasurementSpec]) -> list[float]:
+    """:func:`worst_case_seconds` of each spec. A model's size and length do not depend on the training set's
+    size or seed, so each shape is resolved once (a grid repeats it over sizes and seeds). Resolving builds each
+    cell, so a cell that cannot be built fails here, before any work."""
+    from memtasks.fitting.spec import resolve
+
+    cache: dict[str, float] = {}
+    out = []
+    for spec in specs:
+        key = json.dumps(spec.shape, default=str)
+        if key not in cache:
+            cache[key] = worst_case_seconds(resolve(spec))
+        out.append(cache[key])
+    return out

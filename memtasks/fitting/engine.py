@@ -7,7 +7,9 @@ models share a shape (layout, cell, hidden size, embed_dim) train together as on
 as a single run's :class:`~memtasks.data.batching.BatchLoader` draws it), learning rate, decays,
 evaluations and stopping; when a trial stops it leaves the stack and ``on_done`` receives its
 :class:`TrialRun` at once, so nothing finished is lost if the rest is killed. A trial that diverges ends
-as ``diverged`` and the others go on. Cells without a batched kernel train one trial at a time.
+as ``diverged`` and the others go on. A cell with a batched kernel always trains through it, alone or in a group
+(one numeric path per cell); cells without one train one trial at a time. Evaluation is
+:func:`memtasks.fitting.evaluate.evaluate`, the figures :func:`memtasks.metrics.derive`.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import RichProgressBar
 
 from memtasks.data.taskdata import TaskData
+from memtasks.fitting.evaluate import MetricSums, Tensors, evaluate, gather, split_tensors, target_variance
 from memtasks.fitting.optim import StackedAdam
 from memtasks.fitting.protocol import Protocol, ProtocolError, pack_fitted
-from memtasks.metrics import fits_ceiling_real
+from memtasks.metrics import derive
 from memtasks.models.registry import CellSpec
-from memtasks.models.sequence_model import MetricSums, SequenceModel
-from memtasks.models.stacked import SingleModel, StackedModel, batchable
+from memtasks.models.sequence_model import SequenceModel
+from memtasks.models.stacked import SingleModel, StackedModel, stack
 
 
 class UnbatchedWarning(UserWarning):
@@ -77,38 +80,6 @@ class TrialRun:
         return None if self.best_index is None else self.history[self.best_index]
 
 
-def _split_tensors(data: TaskData) -> dict[str, torch.Tensor | None]:
-    tokens, values, targets = data.model_inputs()
-    scored = np.flatnonzero(data.layout.mask)
-    return {"tokens": None if tokens is None else torch.from_numpy(tokens),
-            "values": None if values is None else torch.from_numpy(values),
-            "targets": torch.from_numpy(np.ascontiguousarray(targets[:, scored]))}
-
-
-def _stacked_splits(datas: list[TaskData]) -> dict[str, torch.Tensor | None]:
-    """Every split's model-ready tensors (built once per split), stacked on a model axis and zero-padded."""
-    parts = [_split_tensors(d) for d in datas]
-    return {name: _stack_padded([p[name] for p in parts]) for name in ("tokens", "values", "targets")}
-
-
-def _variance(data: TaskData | None) -> float | None:
-    """Var(y) of real targets (what R² and bits need); None for categorical targets or an empty split."""
-    if data is None or not len(data) or data.layout.y_type == "cat":
-        return None
-    return float(data.y.astype(np.float64).var())
-
-
-def _stack_padded(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
-    """(K, n_max, ...) from per-trial (n_k, ...) tensors, zero-padded."""
-    if parts[0] is None:
-        return None
-    n_max = max(max(len(p) for p in parts), 1)  # type: ignore[arg-type]
-    out = parts[0].new_zeros(len(parts), n_max, *parts[0].shape[1:])  # type: ignore[union-attr]
-    for k, p in enumerate(parts):
-        out[k, :len(p)] = p  # type: ignore[arg-type]
-    return out
-
-
 class _Batches:
     """A trial's training batches in exactly :class:`~memtasks.data.batching.BatchLoader`'s order."""
 
@@ -133,18 +104,17 @@ class _Group(pl.LightningModule):
         self.automatic_optimization = False
         self.protocol, self.on_done, self.keep_best = protocol, on_done, keep_best
         self.layout = models[0].layout
-        stacked = batchable(models[0].cell_name) and len(models) > 1
-        self.net: StackedModel | SingleModel = StackedModel(models) if stacked else SingleModel(models[0])
+        self.net: StackedModel | SingleModel = stack(models)
         self.runs = [TrialRun(t, batched_with=len(trials),
                               lr_history=[{"step": 0, "lr": t.lr}]) for t in trials]
         self.active = list(range(len(trials)))
         self.batches = [_Batches(len(t.train), t.batch_size, t.seed) for t in trials]
-        self.data = _stacked_splits([t.train for t in trials])
-        self.test_data: dict[str, torch.Tensor | None] | None = None
+        self.data = split_tensors([t.train for t in trials])
+        self.test_data: Tensors | None = None
         if all(t.test is not None and len(t.test) for t in trials):
-            self.test_data = _stacked_splits([t.test for t in trials])  # type: ignore[misc]
-        self.variances = [_variance(t.train) for t in trials]
-        self.test_variances = [_variance(t.test) for t in trials]
+            self.test_data = split_tensors([t.test for t in trials])  # type: ignore[misc]
+        self.variances = [target_variance(t.train) for t in trials]
+        self.test_variances = [target_variance(t.test) for t in trials]
         self.eval_every = [protocol.eval_interval(len(t.train), t.batch_size) for t in trials]
         self.patience = [protocol.patience_evals(e) for e in self.eval_every]
         self.optim: StackedAdam | None = None
@@ -161,13 +131,6 @@ class _Group(pl.LightningModule):
     def configure_optimizers(self) -> None:
         self.optim = StackedAdam(list(self.net.weights), [r.trial.lr for r in self.runs],
                                  stacked=isinstance(self.net, StackedModel), grad_clip=self.protocol.grad_clip)
-
-    def _gather(self, data: dict[str, torch.Tensor | None], index: torch.Tensor
-                ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-        models = torch.arange(index.shape[0], device=index.device).view(-1, 1)
-        tokens, values, targets = data["tokens"], data["values"], data["targets"]
-        return (None if tokens is None else tokens[models, index],
-                None if values is None else values[models, index], targets[models, index])  # type: ignore[index]
 
     def _per_model_loss(self, pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Each model's mean loss over its real rows: cross-entropy per target or squared error per scalar."""
@@ -190,7 +153,7 @@ class _Group(pl.LightningModule):
             index[j, :len(p)] = torch.from_numpy(p)
             rows[j, :len(p)] = 1.0
         index, rows = index.to(self.device), rows.to(self.device)
-        tokens, values, targets = self._gather(self.data, index)
+        tokens, values, targets = gather(self.data, index)
         loss = self._per_model_loss(self.net(tokens, values), targets, rows)
         finite = torch.isfinite(loss)
         if bool(finite.any()):
@@ -224,31 +187,8 @@ class _Group(pl.LightningModule):
         return sorted(stopping)
 
     # ----- evaluation and stopping -------------------------------------------------------------------
-    @torch.no_grad()
-    def _sums(self, data: dict[str, torch.Tensor | None], sizes: list[int], fitted: list[list[Any]] | None = None
-              ) -> list[MetricSums]:
-        """Metric sums over each model's whole split (``sizes[j]`` examples; 0 skips model j), in chunks; with
-        ``fitted``, ``fitted[j]`` also receives, chunk by chunk, which of model j's examples have every scored
-        target right (categorical targets)."""
-        sums = [MetricSums(self.layout.y_type, self.layout.out_size) for _ in sizes]
-        chunk = self.protocol.eval_batch_size
-        rows_all = torch.tensor(sizes)
-        for start in range(0, max(sizes), chunk):
-            width = min(chunk, max(sizes) - start)
-            index = (start + torch.arange(width)).expand(len(sizes), width).clone()
-            valid = index < rows_all.view(-1, 1)
-            index[~valid] = 0
-            tokens, values, targets = self._gather(data, index.to(self.device))
-            pred = self.net(tokens, values)
-            for j, n in enumerate(sizes):
-                m = int(valid[j].sum())
-                if m:
-                    p, t = pred[j, :m], targets[j, :m]
-                    sums[j].update(p.reshape(-1, p.shape[-1]),
-                                   t.reshape(-1) if self.layout.y_type == "cat" else t.reshape(-1, t.shape[-1]))
-                    if fitted is not None:
-                        fitted[j].append((p.argmax(-1) == t).flatten(1).all(1).cpu().numpy())
-        return sums
+    def _sums(self, data: Tensors, sizes: list[int], fitted: list[list[Any]] | None = None) -> list[MetricSums]:
+        return evaluate(self.net, data, sizes, self.layout, self.protocol.eval_batch_size, fitted)
 
     def _evaluate(self, due: list[int], at_budget: bool) -> list[int]:
         """Evaluate the trials at positions ``due``: record, update best, decay or stop; return those that stop."""
@@ -268,9 +208,8 @@ class _Group(pl.LightningModule):
         for j in due:
             k = self.active[j]
             run = self.runs[k]
-            train = train_sums[j].metrics(self.variances[k])
-            self._ceiling_metrics(run.trial.train, train)
-            train["bits_per_param"] = train["bits"] / self.params_total
+            train = derive(train_sums[j].metrics(self.variances[k]), self.layout.y_type, run.trial.train.ceiling,
+                           self.params_total)
             test = None if test_sums is None else test_sums[j].metrics(self.test_variances[k])
             lr = float(self.optim.lr[j]) if self.optim is not None else run.trial.lr
             run.history.append({"step": self.step_count, "lr": lr, "train": train, "test": test,
@@ -286,17 +225,6 @@ class _Group(pl.LightningModule):
                 run.status = "diverged" if reason == "diverged" else "completed"
                 stop.append(j)
         return stop
-
-    def _ceiling_metrics(self, data: TaskData, train: dict[str, Any]) -> None:
-        c = data.ceiling
-        if self.layout.y_type == "cat":
-            needed = round(c.accuracy * c.n_scored)  # type: ignore[operator]
-            train["fraction_of_ceiling"] = train["accuracy"] / c.accuracy if c.accuracy else float("nan")
-            train["at_ceiling"] = train["correct"] >= needed
-        else:
-            mse = train["mse"]
-            train["fraction_of_ceiling"] = train["r2"] / c.r2 if c.r2 and c.r2 > 0 else float("nan")
-            train["at_ceiling"] = bool(math.isfinite(mse) and fits_ceiling_real(mse, c.mse_floor, c.variance))
 
     def _improved(self, new: dict[str, Any], best: dict[str, Any]) -> bool:
         """A new best fit: more correct targets (categorical) or a lower MSE (real)."""
@@ -372,40 +300,43 @@ class _Group(pl.LightningModule):
 
 def train_trials(trials: Sequence[Trial], cell: CellSpec, hidden_size: int, *, embed_dim: int,
                  cell_kwargs: dict[str, Any], protocol: Protocol, on_done: Callable[[TrialRun], None],
-                 keep_best: bool = False, progress: bool = False) -> None:
-    """Train ``trials`` (one model shape, one cell) under ``protocol``; ``on_done`` receives each as it stops.
+                 device: str = "cpu", keep_best: bool = False, progress: bool = False) -> None:
+    """Train ``trials`` (one model shape, one cell) under ``protocol`` on ``device``; ``on_done`` receives each as
+    it stops.
 
-    Batchable cells train all trials as one stacked module; other cells train one trial at a time.
+    A cell with a batched kernel trains all trials as one stacked module (one trial too: the same kernel);
+    other cells train one trial at a time.
     """
     if protocol.record_examples and trials and trials[0].train.layout.y_type != "cat":
         raise ProtocolError("record_examples needs categorical targets (an example is fitted when every scored "
                             f"target is right); {trials[0].train.task.get('id', 'this task')} has real targets")
-    if not batchable(cell.name):
+    if cell.kernel is None:
         if len(trials) > 1:
             warnings.warn(f"cell {cell.name!r} has no batched kernel: its {len(trials)} trials train one at a time",
                           UnbatchedWarning, stacklevel=2)
         for t in trials:
-            _train_group([t], cell, hidden_size, embed_dim, cell_kwargs, protocol, on_done, keep_best, progress)
+            _train_group([t], cell, hidden_size, embed_dim, cell_kwargs, protocol, device, on_done, keep_best,
+                         progress)
         return
-    _train_group(list(trials), cell, hidden_size, embed_dim, cell_kwargs, protocol, on_done, keep_best, progress)
+    _train_group(list(trials), cell, hidden_size, embed_dim, cell_kwargs, protocol, device, on_done, keep_best,
+                 progress)
 
 
 def _train_group(trials: list[Trial], cell: CellSpec, hidden_size: int, embed_dim: int,
-                 cell_kwargs: dict[str, Any], protocol: Protocol, on_done: Callable[[TrialRun], None],
+                 cell_kwargs: dict[str, Any], protocol: Protocol, device: str, on_done: Callable[[TrialRun], None],
                  keep_best: bool, progress: bool) -> None:
     models = []
     for t in trials:
         # Seeding before each build gives model k exactly the initialisation of a single run with its seed.
         pl.seed_everything(t.seed, verbose=False)
-        models.append(SequenceModel(t.train.layout, cell, hidden_size, embed_dim=embed_dim, lr=t.lr,
-                                    cell_kwargs=cell_kwargs))
+        models.append(SequenceModel(t.train.layout, cell, hidden_size, embed_dim=embed_dim, cell_kwargs=cell_kwargs))
     group = _Group(trials, models, protocol, on_done, keep_best)
     callbacks: list[pl.Callback] = [RichProgressBar(leave=False)] if progress else []
     previous_handler = signal.getsignal(signal.SIGINT)
     with _quiet_lightning():
         trainer = pl.Trainer(max_steps=protocol.max_steps, max_epochs=-1, logger=False, enable_checkpointing=False,
                              enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0,
-                             limit_val_batches=0, callbacks=callbacks, **_trainer_device(protocol.device))
+                             limit_val_batches=0, callbacks=callbacks, **_trainer_device(device))
         try:
             trainer.fit(group, train_dataloaders=range(protocol.max_steps))
         except SystemExit:

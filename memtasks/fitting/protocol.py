@@ -21,9 +21,11 @@ the command line stays fast.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 DEFAULT_HIDDEN = 64
 #: The default learning-rate grid: a factor of about 3 apart, from slow to fast for Adam on small RNNs.
 DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2)
+#: The default batch size of a search.
+DEFAULT_BATCH_SIZE = 64
 #: Fewest and most steps between two evaluations when ``eval_every`` is automatic.
 EVAL_EVERY_MIN, EVAL_EVERY_MAX = 10, 500
 
@@ -55,16 +59,20 @@ def _positive_float(name: str, value: Any) -> None:
         raise ProtocolError(f"{name} must be a positive number, got {value!r}")
 
 
+#: Settings that belong elsewhere than a :class:`Protocol`, and where (the error that refuses them says so).
+NOT_PROTOCOL = {"lr": "the Search (Search(lrs=...))", "batch_size": "the Search (Search(batch_sizes=...))",
+                "seed": "the measurement (fit(..., seed=N), a sweep's seeds)",
+                "device": "the run (fit(..., device=...), --device)"}
+
+
 @dataclass(frozen=True)
 class Protocol:
-    """How one trial is trained and evaluated, and when it stops (see the module docstring).
+    """How every trial of a measurement is trained and evaluated, and when it stops (see the module docstring).
 
-    ``lr`` and ``batch_size`` are one trial's; a :class:`Search` varies them. ``batch_size`` larger than the
-    training set means full-batch training.
+    A protocol holds no trial's own settings: the learning rate and batch size are the :class:`Search`'s, the
+    seed is the measurement's, the device the run's.
     """
 
-    lr: float = 3e-3
-    batch_size: int = 64
     max_steps: int = 5000
     eval_every: int | None = None
     patience: int = 8
@@ -73,15 +81,12 @@ class Protocol:
     max_decays: int = 3
     min_improvement: float = 1e-2
     grad_clip: float = 1.0
-    seed: int = 0
     eval_batch_size: int = 1024
-    device: str = "cpu"
     optimizer: str = "adam"
     record_examples: bool = False
 
     def __post_init__(self) -> None:
-        _positive_float("learning rate", self.lr)
-        for name in ("batch_size", "max_steps", "patience", "plateau_steps", "eval_batch_size"):
+        for name in ("max_steps", "patience", "plateau_steps", "eval_batch_size"):
             _positive_int(name, getattr(self, name))
         if self.eval_every is not None:
             _positive_int("eval_every", self.eval_every)
@@ -95,17 +100,29 @@ class Protocol:
         if isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float)) \
                 or not self.grad_clip >= 0:
             raise ProtocolError(f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ProtocolError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.record_examples, bool):
             raise ProtocolError(f"record_examples must be true or false, got {self.record_examples!r}")
         if self.optimizer != "adam":
             raise ProtocolError(f"optimizer {self.optimizer!r} is not supported; valid: adam")
-        check_device(self.device)
 
-    def eval_interval(self, n_examples: int, batch_size: int | None = None) -> int:
-        """Steps between two whole-training-set evaluations of a set of ``n_examples`` (a pure function of
-        the trial, so a trial is evaluated at the same steps alone or batched with others).
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "protocol") -> Protocol:
+        """A protocol from its settings (a sweep's ``[protocol]`` table, a stored point); an unknown or misplaced
+        key is one :class:`ProtocolError` naming what is valid."""
+        misplaced = sorted(set(d) & set(NOT_PROTOCOL))
+        if misplaced:
+            raise ProtocolError(f"{where} sets {', '.join(misplaced)}, which belong to "
+                                f"{'; '.join(NOT_PROTOCOL[k] for k in misplaced)}")
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(valid))
+        if unknown:
+            raise ProtocolError(f"{where} has unknown keys {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return cls(**d)
+
+    def eval_interval(self, n_examples: int, batch_size: int) -> int:
+        """Steps between two whole-training-set evaluations of a set of ``n_examples`` trained in batches of
+        ``batch_size`` (a pure function of the trial, so a trial is evaluated at the same steps alone or batched
+        with others).
 
         Automatic unless ``eval_every`` is set: evaluating n examples costs about n / (3·batch) training
         steps (forward only, no update), so every ``ceil(3.3 · n / batch)`` steps it takes about a tenth
@@ -113,7 +130,7 @@ class Protocol:
         """
         if self.eval_every is not None:
             return self.eval_every
-        per_pass = n_examples / min(batch_size or self.batch_size, max(n_examples, 1))
+        per_pass = n_examples / min(batch_size, max(n_examples, 1))
         return int(min(EVAL_EVERY_MAX, max(EVAL_EVERY_MIN, math.ceil(10 * per_pass / 3))))
 
     def patience_evals(self, eval_every: int) -> int:
@@ -131,6 +148,34 @@ class Protocol:
             del d["record_examples"]
         return d
 
+    def changed(self) -> dict[str, Any]:
+        """Only the settings that differ from the defaults: how a measurement's protocol is declared and stored."""
+        default = Protocol()
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+
+    def trial_record(self, *, lr: float, batch_size: int, seed: int, n_examples: int, device: str) -> dict[str, Any]:
+        """The protocol as a result records it for its selected trial: every setting, the trial's own learning
+        rate, batch size and seed, the evaluation interval it used and the device (the validator rebuilds it)."""
+        return {**self.to_dict(), "lr": lr, "batch_size": batch_size, "seed": seed,
+                "eval_every": self.eval_interval(n_examples, batch_size), "device": device}
+
+
+def _refuse_misplaced(init: Any) -> Any:
+    """Wrap a protocol's generated ``__init__`` so that ``Protocol(lr=0.01)`` says where a learning rate goes
+    instead of a bare ``TypeError`` (a learning rate given to the protocol was once silently not trained)."""
+    @functools.wraps(init)
+    def checked(self: Protocol, *args: Any, **kwargs: Any) -> None:
+        misplaced = sorted(set(kwargs) & set(NOT_PROTOCOL))
+        if misplaced:
+            raise ProtocolError(f"Protocol takes no {', '.join(misplaced)}: "
+                                f"{'; '.join(f'{k} belongs to {NOT_PROTOCOL[k]}' for k in misplaced)}")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+Protocol.__init__ = _refuse_misplaced(Protocol.__init__)  # type: ignore[method-assign]
+
 
 @dataclass(frozen=True)
 class Search:
@@ -145,7 +190,7 @@ class Search:
     """
 
     lrs: tuple[float, ...] = DEFAULT_LRS
-    batch_sizes: tuple[int, ...] = (64,)
+    batch_sizes: tuple[int, ...] = (DEFAULT_BATCH_SIZE,)
     prune: bool = True
     inits: int = 1
 
@@ -164,11 +209,6 @@ class Search:
         for name, values in (("learning rates", self.lrs), ("batch sizes", self.batch_sizes)):
             if len(set(values)) != len(values):
                 raise ProtocolError(f"the search lists {name} twice: {list(values)}")
-
-    @classmethod
-    def single(cls, protocol: Protocol) -> Search:
-        """The search of one trial: the protocol's own learning rate and batch size."""
-        return cls(lrs=(protocol.lr,), batch_sizes=(protocol.batch_size,))
 
     def trials(self) -> list[tuple[float, int, int]]:
         """Every ``(lr, batch_size, init)`` triple: batch sizes outer, then initialisations, learning rates inner."""

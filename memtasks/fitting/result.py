@@ -16,7 +16,7 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict
 
 from memtasks.atomic import write_atomic
 from memtasks.errors import MemtasksError
@@ -67,6 +67,43 @@ def rescue(payload: dict[str, Any], path: str | Path) -> Path:
     raise OSError(f"could not write a rescue copy of {path.name} anywhere")
 
 
+class SplitMetrics(TypedDict, total=False):
+    """One split's figures at one evaluation (:func:`memtasks.metrics.fit_metrics`; the training split also has
+    :func:`memtasks.metrics.derive`'s). Categorical targets: accuracy and correct; real ones: mse and r2."""
+
+    loss: float
+    accuracy: float
+    correct: int
+    mse: float
+    r2: float
+    n_targets: int
+    bits: float
+    fraction_of_ceiling: float
+    at_ceiling: bool
+    bits_per_param: float
+
+
+class Evaluation(TypedDict, total=False):
+    """One whole-set evaluation of a trial: its step, learning rate, training and held-out figures, the training
+    seconds so far, and with ``record_examples`` the fitted examples (``fitted``, packed). ``best`` also carries
+    ``bits_per_param`` at its top level."""
+
+    step: int
+    lr: float
+    train: SplitMetrics
+    test: SplitMetrics | None
+    time_s: float
+    fitted: str
+    bits_per_param: float
+
+
+class LrChange(TypedDict):
+    """A trial's learning rate from ``step`` on."""
+
+    step: int
+    lr: float
+
+
 @dataclass
 class RunResult:
     """One fitting run (see the module docstring and ``docs/fitting.md``)."""
@@ -81,11 +118,11 @@ class RunResult:
     stop_reason: str
     steps: int
     evaluations: int
-    best: dict[str, Any] | None
-    final: dict[str, Any] | None
+    best: Evaluation | None
+    final: Evaluation | None
     steps_to_ceiling: dict[str, int | None]
-    history: list[dict[str, Any]]
-    lr_history: list[dict[str, float]]
+    history: list[Evaluation]
+    lr_history: list[LrChange]
     trials: list[dict[str, Any]]
     selected_trial: int | None
     wall_time_s: float

@@ -12,12 +12,12 @@ entry and the reason.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from memtasks.leaderboard.entry_checks import check_entry, close
 from memtasks.leaderboard.scores import DECIMALS, compute_scores
 from memtasks.leaderboard.submission import (
     FIELDS,
@@ -32,11 +32,6 @@ from memtasks.leaderboard.submission import (
 )
 from memtasks.leaderboard.suite import Suite, SuiteError, get_suite
 
-#: Relative tolerance when a derived figure is compared with its recomputation (both come from the same
-#: formula; only JSON's float round trip and summation order differ).
-REL_TOL = 1e-9
-#: Protocol fields a trial chooses (the search) or the harness derives; every other one is the suite's.
-TRIAL_FIELDS = ("lr", "batch_size", "seed", "eval_every", "device")
 #: The types an entry's fields must have before anything in them is read.
 ENTRY_TYPES = (("task", dict), ("cell", dict), ("protocol", dict), ("search", dict), ("trials", list),
                ("steps", int), ("stop_reason", str), ("status", str))
@@ -206,156 +201,13 @@ def _check_entries(report: Report, data: dict[str, Any], suite: Suite) -> list[d
             report.add(where, "; ".join(wrong))
             continue
         try:
-            _check_entry(report, where, entry, expected[key], data["cell"], suite)
+            check_entry(report, where, entry, expected[key], data["cell"], suite)
         except Exception as exc:  # noqa: BLE001 - a malformed entry is reported, never a crash
             report.add(where, f"malformed ({type(exc).__name__}: {str(exc)[:200]})")
     for key in expected:
         if key not in seen and not any(p.where == key for p in report.problems):
             report.add(key, f"is missing: {suite.id} needs every setting for seeds {list(suite.seeds)}")
     return entries
-
-
-def _close(a: Any, b: float, tol: float = REL_TOL) -> bool:
-    return isinstance(a, (int, float)) and not isinstance(a, bool) and math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-
-
-def _check_entry(report: Report, key: str, entry: dict[str, Any], point: Any, cell: dict[str, Any],
-                 suite: Suite) -> None:
-    """One entry against its suite point: the data, the model, the protocol, and every derived figure."""
-    from memtasks.models.sequence_model import SequenceModel
-    from memtasks.sweeps.point import measurement
-
-    m = measurement(point, "cpu")
-    task = entry["task"]
-    if task.get("id") != point.task:
-        report.add(key, f"task id {task.get('id')!r} is not {point.task}")
-        return
-    if task.get("kwargs") != dict(m.task.spec.kwargs):
-        changed = sorted(k for k in set(task.get("kwargs") or {}) | set(m.task.spec.kwargs)
-                         if (task.get("kwargs") or {}).get(k) != m.task.spec.kwargs.get(k))
-        report.add(key, f"task kwargs differ from the suite's in {', '.join(changed)}")
-        return
-    train, test = m.task.train, m.task.test
-    if task.get("fingerprint") != train.fingerprint:
-        report.add(key, "training-set fingerprint does not match the set its spec regenerates")
-    if task.get("test_fingerprint") != test.fingerprint:
-        report.add(key, "test-set fingerprint does not match the set its spec regenerates")
-    if task.get("ceiling") != train.ceiling.to_dict() or task.get("n_examples") != len(train):
-        report.add(key, "the achievable ceiling or training-set size differs from the regenerated set's")
-    c = entry["cell"]
-    if c.get("name") != cell["name"] or c.get("kwargs") != cell["kwargs"]:
-        report.add(key, f"cell {c.get('name')!r} {c.get('kwargs')} is not the submission's cell")
-        return
-    import torch
-
-    with torch.device("meta"):  # counts and shapes only: no weights allocated
-        model = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim, cell_kwargs=m.cell_kwargs,
-                              check=False)
-    counts = model.param_counts()
-    total = c.get("params_total")
-    if isinstance(total, int) and total > counts.total:
-        report.add(key, f"{total} parameters overrun the budget: {suite.params} parameters allow {counts.total} for "
-                        f"{cell['name']} here (hidden size {m.hidden_size}, the closest to the budget)")
-        return
-    if (c.get("hidden_size"), c.get("embed_dim"), c.get("params_budget")) != (m.hidden_size, suite.embed_dim,
-                                                                             suite.params):
-        report.add(key, f"hidden size {c.get('hidden_size')}, embed_dim {c.get('embed_dim')}, budget "
-                        f"{c.get('params_budget')} are not the suite's ({m.hidden_size}, {suite.embed_dim}, "
-                        f"{suite.params})")
-        return
-    claimed = (c.get("params_total"), c.get("params_core"), c.get("params_encoder"), c.get("params_readout"))
-    if claimed != (counts.total, counts.core, counts.encoder, counts.readout):
-        report.add(key, f"parameter counts {claimed} are not the model's ({counts.total}, {counts.core}, "
-                        f"{counts.encoder}, {counts.readout})")
-        return
-    report.measurements[key] = m
-    report.shapes[key] = {name: list(t.shape) for name, t in model.state_dict().items()}
-    _check_protocol(report, key, entry, m)
-    _check_metrics(report, key, entry, train, counts.total, m.protocol.max_steps)
-
-
-def _check_protocol(report: Report, key: str, entry: dict[str, Any], m: Any) -> None:
-    from memtasks.fitting.protocol import init_seed
-
-    mine = {k: v for k, v in m.protocol.to_dict().items() if k not in TRIAL_FIELDS}
-    theirs = {k: v for k, v in (entry["protocol"] or {}).items() if k not in TRIAL_FIELDS}
-    if theirs != mine:
-        changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        report.add(key, f"protocol differs from the suite's in {', '.join(changed)}")
-    if entry["search"] != m.search.to_dict():
-        report.add(key, f"search {entry['search']} is not the suite's {m.search.to_dict()}")
-        return
-    p = entry["protocol"]
-    seeds = {init_seed(m.protocol.seed, i) for i in range(m.search.inits)}
-    if p.get("lr") not in m.search.lrs or p.get("batch_size") not in m.search.batch_sizes or p.get("seed") not in seeds:
-        report.add(key, f"the selected trial (lr {p.get('lr')}, batch size {p.get('batch_size')}, seed "
-                        f"{p.get('seed')}) is not one of the search's")
-    trials = entry["trials"]
-    if not isinstance(trials, list) or len(trials) != len(m.search) or not isinstance(entry["selected_trial"], int) \
-            or not 0 <= entry["selected_trial"] < len(trials):
-        report.add(key, f"needs {len(m.search)} trials and the index of the selected one")
-
-
-def _check_metrics(report: Report, key: str, entry: dict[str, Any], train: Any, params_total: int,
-                   max_steps: int) -> None:
-    """Recompute every derived training figure of the best evaluation from its raw ones; check ranges."""
-    from memtasks.metrics import bits_categorical, bits_real, fits_ceiling_real, r2_score
-
-    if entry["status"] not in ("completed", "diverged"):
-        report.add(key, f"status {entry['status']!r}: only finished runs (completed or diverged) count")
-    best = entry["best"]
-    if not isinstance(best, dict) or not isinstance(best.get("train"), dict):
-        report.add(key, "has no best evaluation")
-        return
-    steps = entry["steps"]
-    if not isinstance(steps, int) or not 0 < steps <= max_steps or not isinstance(best.get("step"), int) \
-            or not 0 <= best["step"] <= steps:
-        report.add(key, f"steps {steps} (best at {best.get('step')}) are outside 1..{max_steps}, the suite's budget")
-    if entry["stop_reason"] == "budget" and steps != max_steps:
-        report.add(key, f"stop_reason 'budget' but it stopped after {steps} of {max_steps} steps")
-    if entry["stop_reason"] == "ceiling" and best["train"].get("at_ceiling") is not True:
-        report.add(key, "stop_reason 'ceiling' but its best evaluation is not at the ceiling")
-    t, lay, ceiling = best["train"], train.layout, train.ceiling
-    n = ceiling.n_scored
-    bad: list[str] = []
-    if t.get("n_targets") != n:
-        bad.append(f"n_targets {t.get('n_targets')} is not the set's {n}")
-    elif lay.y_type == "cat":
-        correct = t.get("correct")
-        if not isinstance(correct, int) or isinstance(correct, bool) or not 0 <= correct <= n:
-            bad.append(f"correct {correct!r} is outside 0..{n}")
-        elif correct > round(ceiling.accuracy * n):
-            bad.append(f"{correct} correct targets exceed the {round(ceiling.accuracy * n)} any model can fit")
-        else:
-            acc = correct / n
-            bits = n * bits_categorical(acc, lay.out_size)
-            for name, value in (("accuracy", acc), ("bits", bits), ("bits_per_param", bits / params_total),
-                                ("fraction_of_ceiling", acc / ceiling.accuracy)):
-                if not _close(t.get(name), value):
-                    bad.append(f"{name} {t.get(name)} is not {value:.6g}, recomputed from {correct}/{n} correct")
-            if t.get("at_ceiling") is not (correct >= round(ceiling.accuracy * n)):
-                bad.append("at_ceiling does not follow from the correct targets")
-    else:
-        mse, var = t.get("mse"), float(train.y.astype("float64").var())  # the variance the harness uses
-        if isinstance(mse, bool) or not isinstance(mse, (int, float)) or not math.isfinite(mse) or mse < 0:
-            bad.append(f"mse {mse!r} is not a non-negative number")
-        elif mse < ceiling.mse_floor * (1 - 1e-6):
-            bad.append(f"mse {mse:.6g} is below {ceiling.mse_floor:.6g}, the floor any model can reach")
-        else:
-            scalars = n * lay.out_size
-            bits = scalars * bits_real(mse, var)
-            r2 = r2_score(mse, var)
-            for name, value in (("r2", r2), ("bits", bits), ("bits_per_param", bits / params_total),
-                                ("fraction_of_ceiling", r2 / ceiling.r2), ("loss", mse)):
-                if not _close(t.get(name), value):
-                    bad.append(f"{name} {t.get(name)} is not {value:.6g}, recomputed from the MSE")
-            if t.get("at_ceiling") is not fits_ceiling_real(mse, ceiling.mse_floor, var):
-                bad.append("at_ceiling does not follow from the MSE")
-    per_param = t.get("bits_per_param")
-    if not isinstance(per_param, (int, float)) or not _close(best.get("bits_per_param"), per_param):
-        bad.append("best.bits_per_param differs from best.train.bits_per_param")
-    for reason in bad:
-        report.add(key, reason)
 
 
 def _check_scores(report: Report, data: dict[str, Any], entries: list[dict[str, Any]], suite: Suite) -> None:
@@ -372,7 +224,7 @@ def _check_scores(report: Report, data: dict[str, Any], entries: list[dict[str, 
                 walk(a[k], b[k], f"{where}.{k}")
         elif type(a) is int and type(b) is int and a == b:
             return
-        elif type(a) is float and type(b) in (int, float) and _close(b, a, 10.0 ** -DECIMALS):
+        elif type(a) is float and type(b) in (int, float) and close(b, a, 10.0 ** -DECIMALS):
             return
         elif a != b:
             report.add(where, f"claims {b!r}; recomputed from the entries it is {a!r}")

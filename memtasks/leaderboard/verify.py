@@ -42,8 +42,10 @@ def verify_submission(path: str | Path, data: dict[str, Any], measurements: dict
     import torch
     from safetensors import safe_open
 
-    from memtasks.models.sequence_model import MetricSums, SequenceModel
-    from memtasks.sweeps.point import measurement
+    from memtasks.fitting.evaluate import evaluate, split_tensors, target_variance
+    from memtasks.fitting.spec import resolve
+    from memtasks.models.saved import load_saved
+    from memtasks.models.stacked import stack
 
     path = Path(path)
     if not isinstance(data.get("weights"), dict):
@@ -64,29 +66,25 @@ def verify_submission(path: str | Path, data: dict[str, Any], measurements: dict
         for (setting, seed), point in points.items():
             key = entry_key(setting, seed)
             entry = entries[key]
-            m = (measurements or {}).get(key) or measurement(point, "cpu")
-            model = SequenceModel(m.task.layout, m.cell, m.hidden_size, embed_dim=m.embed_dim,
-                                  cell_kwargs=m.cell_kwargs, check=False)
+            m = (measurements or {}).get(key) or resolve(point)
+            train = m.task.train
             try:
                 state = {n[len(key) + 1:]: f.get_tensor(n) for n in names if n.startswith(key + "/")}
-                model.load_state_dict(state, strict=True)
+                model = load_saved(entry, state, layout=train.layout, cell=m.cell)
             except Exception as exc:  # noqa: BLE001 - a tensor that cannot be read or loaded fails its entry
                 problems.append(Problem(key, f"its weights do not fit the model: {str(exc).splitlines()[0]}"))
                 continue
-            model.eval()
-            train = m.task.train
-            sums = MetricSums(train.layout.y_type, train.layout.out_size)
-            for batch in train.batches(m.protocol.eval_batch_size):
-                pred, target = model(batch), model.targets(batch)
-                sums.update(pred.reshape(-1, pred.shape[-1]), target.reshape(-1) if train.layout.y_type == "cat"
-                            else target.reshape(-1, target.shape[-1]))
+            # The engine's own evaluation, through the cell's own numeric path.
+            sums = evaluate(stack([model]), split_tensors([train]), [len(train)], train.layout,
+                            point.protocol.eval_batch_size)[0]
+            measured_fit = sums.metrics(target_variance(train))
             claimed = entry["best"]["train"]
             if train.layout.y_type == "cat":
-                measured = sums.metrics()["accuracy"]
+                measured = measured_fit["accuracy"]
                 ok = abs(measured - claimed["accuracy"]) <= ACCURACY_TOL
                 checks.append(Check(key, "accuracy", claimed["accuracy"], measured, ok))
             else:
-                measured = sums.metrics(float(train.y.astype("float64").var()))["mse"]
+                measured = measured_fit["mse"]
                 ok = abs(measured - claimed["mse"]) <= MSE_REL_TOL * max(claimed["mse"], 1e-12)
                 checks.append(Check(key, "mse", claimed["mse"], measured, ok))
             if not ok:

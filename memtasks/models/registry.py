@@ -28,6 +28,7 @@ from torch import nn
 
 from memtasks.errors import MemtasksError
 from memtasks.models.cells import BUILTIN_CELLS
+from memtasks.models.kernels import KERNELS, Kernel
 
 #: Package entry-point group through which third-party packages add cells.
 CELL_PLUGIN_GROUP = "memtasks.cells"
@@ -40,12 +41,14 @@ class CellError(MemtasksError, ValueError):
 @dataclass(frozen=True)
 class CellSpec:
     """A named cell factory. ``source`` says where it came from: builtin, registered, a module
-    reference or an entry point."""
+    reference or an entry point. ``kernel`` is the cell's batched recurrence (:mod:`memtasks.models.kernels`),
+    which trains K models of it as one; a cell without one trains its trials one at a time."""
 
     name: str
     factory: Callable[..., nn.Module]
     description: str = ""
     source: str = "registered"
+    kernel: Kernel | None = None
 
     @property
     def takes_length(self) -> bool:
@@ -75,8 +78,12 @@ _plugins_loaded = False
 
 
 def register_cell(name: str, factory: Callable[..., nn.Module], description: str = "", *,
-                  override: bool = False, source: str = "registered") -> CellSpec:
-    """Register ``factory`` under ``name`` so ``--cell name`` and ``fit(..., cell=name)`` find it."""
+                  override: bool = False, source: str = "registered", kernel: Kernel | None = None) -> CellSpec:
+    """Register ``factory`` under ``name`` so ``--cell name`` and ``fit(..., cell=name)`` find it.
+
+    ``kernel``: its batched form (see :mod:`memtasks.models.kernels` for the contract; the tests check a kernel
+    against its factory's module). The kernel belongs to the registration: replacing a built-in cell with
+    ``override=True`` and no kernel trains the new factory, never the old kernel."""
     if not isinstance(name, str) or not name or ":" in name or name != name.strip():
         raise CellError(f"malformed cell name {name!r}; use a short name without ':' or spaces, e.g. 'mygru'")
     if not callable(factory):
@@ -84,7 +91,9 @@ def register_cell(name: str, factory: Callable[..., nn.Module], description: str
     if name in _cells and not override:
         raise CellError(f"cell {name!r} is already registered ({_cells[name].source}); "
                         "pass override=True to replace it")
-    spec = CellSpec(name=name, factory=factory, description=description, source=source)
+    if kernel is not None and not callable(kernel):
+        raise CellError(f"cell {name!r}: kernel must be callable, got {type(kernel).__name__}")
+    spec = CellSpec(name=name, factory=factory, description=description, source=source, kernel=kernel)
     _cells[name] = spec
     return spec
 
@@ -186,7 +195,7 @@ def check_cell(cell: nn.Module, name: str, input_size: int, hidden_size: int, le
 
 def _register_builtins() -> None:
     for name, (factory, description) in BUILTIN_CELLS.items():
-        register_cell(name, factory, description, source="builtin")
+        register_cell(name, factory, description, source="builtin", kernel=KERNELS[name])
 
 
 _register_builtins()

@@ -1,4 +1,4 @@
-"""``SequenceModel``: shared input encoder -> cell -> readout, as a LightningModule.
+"""``SequenceModel``: shared input encoder -> cell -> readout, a plain ``nn.Module``.
 
 The harness owns the encoder and the readout, so cells are compared on equal terms:
 
@@ -9,23 +9,21 @@ The harness owns the encoder and the readout, so cells are compared on equal ter
   (cross-entropy) or ``out_dim`` reals (mean squared error).
 
 The loss covers scored steps only. Every task's scored steps are the same for all examples
-(``layout.mask``), so the readout runs on those steps alone.
+(``layout.mask``), so the readout runs on those steps alone. Training and evaluation run in
+:mod:`memtasks.fitting`, which stacks these models (:mod:`memtasks.models.stacked`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from memtasks.data.batching import Batch
 from memtasks.data.layout import Layout
-from memtasks.metrics import bits_categorical, bits_real, r2_score
 from memtasks.models.registry import CellError, CellSpec, check_cell, count_params
 
 #: Largest hidden size ``hidden_for_params`` considers.
@@ -60,7 +58,7 @@ class ParamCounts:
     readout: int
 
 
-class SequenceModel(pl.LightningModule):
+class SequenceModel(nn.Module):
     """Encoder -> cell -> readout for one task layout (see the module docstring).
 
     ``forward(batch)`` returns the predictions at the scored steps: (B, S, out_classes) logits or
@@ -68,24 +66,20 @@ class SequenceModel(pl.LightningModule):
     """
 
     def __init__(self, layout: Layout, cell: CellSpec, hidden_size: int, *, embed_dim: int = 16,
-                 lr: float = 2e-3, cell_kwargs: dict[str, Any] | None = None, check: bool = True) -> None:
+                 cell_kwargs: dict[str, Any] | None = None, check: bool = True) -> None:
         super().__init__()
         if not isinstance(hidden_size, int) or hidden_size < 1:
             raise CellError(f"hidden size must be a positive integer, got {hidden_size!r}")
         if not isinstance(embed_dim, int) or embed_dim < 1:
             raise CellError(f"embed_dim must be a positive integer, got {embed_dim!r}")
-        self.layout, self.cell_name, self.hidden_size, self.embed_dim, self.lr = (
-            layout, cell.name, hidden_size, embed_dim, lr)
+        self.layout, self.cell_spec, self.hidden_size, self.embed_dim = layout, cell, hidden_size, embed_dim
+        self.cell_name = cell.name
         self.encoder = Encoder(layout, embed_dim)
         self.cell = cell.build(embed_dim, hidden_size, layout.length, **(cell_kwargs or {}))
         if check:
             check_cell(self.cell, cell.name, embed_dim, hidden_size, layout.length)
         self.readout = nn.Linear(hidden_size, layout.out_size)
         self.register_buffer("scored", torch.from_numpy(layout.mask.nonzero()[0]), persistent=False)
-        #: Set when a training loss is NaN or infinite; training then stops as ``diverged``.
-        self.diverged = False
-        #: Per validation dataloader: sums over the current evaluation pass.
-        self.eval_sums: dict[int, MetricSums] = {}
 
     # ----- the network -----------------------------------------------------------------------------
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -106,78 +100,6 @@ class SequenceModel(pl.LightningModule):
         """Trainable parameters by part."""
         core, enc, out = count_params(self.cell), count_params(self.encoder), count_params(self.readout)
         return ParamCounts(total=core + enc + out, core=core, encoder=enc, readout=out)
-
-    # ----- Lightning hooks ------------------------------------------------------------------------
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
-        loss = self.loss(self(batch), self.targets(batch))
-        if not torch.isfinite(loss):
-            # Skip the update and stop: the run ends as "diverged" instead of crashing.
-            self.diverged = True
-            self.trainer.should_stop = True
-            return None
-        return loss
-
-    def on_validation_epoch_start(self) -> None:
-        self.eval_sums = {}
-
-    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        sums = self.eval_sums.setdefault(dataloader_idx, MetricSums(self.layout.y_type, self.layout.out_size))
-        pred, target = self(batch), self.targets(batch)
-        sums.update(pred.reshape(-1, pred.shape[-1]),
-                    target.reshape(-1) if self.layout.y_type == "cat" else target.reshape(-1, target.shape[-1]))
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
-
-    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
-        return batch.to(device, non_blocking=True)
-
-
-@dataclass
-class MetricSums:
-    """Running sums over scored targets, turned into metrics by :meth:`metrics`.
-
-    Used for the whole-training-set evaluation every epoch and for the held-out test set, and by
-    anyone re-evaluating a saved model, so all of them compute the same numbers.
-    """
-
-    y_type: str
-    out_size: int
-    n_targets: int = 0
-    loss_sum: float = 0.0
-    correct: int = 0
-    sse: float = 0.0
-
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch: ``pred`` (N, K) logits and ``target`` (N,) class ids, or both (N, D) reals."""
-        pred = pred.detach().float()
-        if self.y_type == "cat":
-            self.loss_sum += float(F.cross_entropy(pred, target, reduction="sum"))
-            self.correct += int((pred.argmax(-1) == target).sum())
-        else:
-            sse = float(((pred - target) ** 2).sum(dtype=torch.float64))
-            self.sse += sse
-            self.loss_sum += sse
-        self.n_targets += int(target.shape[0])
-
-    def metrics(self, variance: float | None = None) -> dict[str, float]:
-        """Accuracy, loss and bits (categorical) or MSE, R² and bits (real, given the targets' variance).
-
-        ``loss`` is the training objective: mean cross-entropy per target, or MSE per scalar.
-        """
-        n, nan = self.n_targets, float("nan")
-        if self.y_type == "cat":
-            acc = self.correct / n if n else nan
-            finite = math.isfinite(self.loss_sum)
-            return {"loss": self.loss_sum / n if n else nan, "accuracy": acc, "correct": self.correct,
-                    "n_targets": n, "bits": n * bits_categorical(acc, self.out_size) if n and finite else 0.0}
-        if variance is None:
-            raise ValueError("real-valued targets need their variance for R² and bits")
-        scalars = n * self.out_size
-        mse = self.sse / scalars if scalars else nan
-        finite = math.isfinite(mse)
-        return {"loss": mse, "mse": mse, "r2": r2_score(mse, variance) if finite else nan, "n_targets": n,
-                "bits": scalars * bits_real(mse, variance) if finite else 0.0}
 
 
 def count_total_params(layout: Layout, cell: CellSpec, hidden: int, embed_dim: int,

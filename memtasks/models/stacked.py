@@ -6,7 +6,7 @@ embedding tables, the cell runs its batched kernel (:mod:`memtasks.models.kernel
 ``baddbmm``. It is built from K ordinary models, so model k starts from exactly the weights a single run
 with its seed starts from, and :meth:`StackedModel.state` gives any model back as an ordinary state dict
 (for saved weights and re-evaluation). :class:`SingleModel` gives one ordinary model (a plugin cell, which
-has no batched kernel) the same interface with K = 1.
+has no batched kernel) the same interface with K = 1; :func:`stack` picks between them.
 
 Both take model-ready inputs with a model axis — tokens (K, B, L, S), values (K, B, L, F) — and return the
 predictions at the scored steps, (K, B, S, out_size).
@@ -18,15 +18,10 @@ import torch
 from torch import nn
 
 from memtasks.data.layout import Layout
-from memtasks.models.kernels import KERNELS, project
+from memtasks.models.kernels import project
 from memtasks.models.sequence_model import SequenceModel
 
 _CELL = "cell."
-
-
-def batchable(cell_name: str) -> bool:
-    """Whether cell ``cell_name`` has a batched kernel (the built-ins do; plugin cells do not)."""
-    return cell_name in KERNELS
 
 
 class StackedModel(nn.Module):
@@ -35,14 +30,14 @@ class StackedModel(nn.Module):
     def __init__(self, models: list[SequenceModel]) -> None:
         super().__init__()
         first = models[0]
-        if not batchable(first.cell_name):
+        if first.cell_spec.kernel is None:
             raise ValueError(f"cell {first.cell_name!r} has no batched kernel; use SingleModel")
         shapes = {(m.cell_name, m.hidden_size, m.embed_dim, m.layout) for m in models}
         if len(shapes) != 1:
             raise ValueError("a StackedModel needs models of one layout, cell, hidden size and embed_dim")
         self.layout: Layout = first.layout
         self.cell_name, self.hidden_size, self.embed_dim = first.cell_name, first.hidden_size, first.embed_dim
-        self.kernel = KERNELS[first.cell_name]
+        self.kernel = first.cell_spec.kernel
         self.names = [name for name, _ in first.named_parameters()]
         per_model = [dict(m.named_parameters()) for m in models]
         self.weights = nn.ParameterList(
@@ -82,6 +77,17 @@ class StackedModel(nn.Module):
     def state(self, k: int) -> dict[str, torch.Tensor]:
         """Model k's weights as an ordinary :class:`SequenceModel` state dict (CPU copies)."""
         return {name: w[k].detach().cpu().clone() for name, w in zip(self.names, self.weights, strict=True)}
+
+
+def stack(models: list[SequenceModel]) -> StackedModel | SingleModel:
+    """Models of one shape behind the stacked interface: their cell's kernel whenever it has one, however many
+    models there are — one numeric path per cell, so a trial computes the same alone as in a group — else the
+    one model as it is (a cell without a kernel trains its trials one at a time)."""
+    if models[0].cell_spec.kernel is not None:
+        return StackedModel(models)
+    if len(models) != 1:
+        raise ValueError(f"cell {models[0].cell_name!r} has no batched kernel: stack its models one at a time")
+    return SingleModel(models[0])
 
 
 class SingleModel(nn.Module):

@@ -1,7 +1,10 @@
 """Studies: the experiments of the papers memtasks builds on, each a set of sweeps and the figures, data and
 README that answer one question.
 
-- :mod:`~memtasks.studies.common`: running a study's sweeps, its files (results, CSV, ``study.json``);
+- :mod:`~memtasks.studies.registry`: what a study is (:class:`~memtasks.studies.registry.Study`) and the studies
+  by name;
+- :mod:`~memtasks.studies.common`: running a study's sweeps, its files (results, CSV, ``study.json``, the README
+  from its template under ``templates/``);
 - :mod:`~memtasks.studies.capacity`: bits stored per parameter (Collins et al. 2017, per-parameter capacity);
 - :mod:`~memtasks.studies.per_unit`: real numbers recalled per hidden unit (Collins et al. 2017, per-unit
   capacity) on ``DelayedRecall-Real-v0``;

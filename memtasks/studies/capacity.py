@@ -24,22 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from memtasks.fitting.result import RunResult
-from memtasks.studies.common import (
-    BUILTIN_CELLS,
-    StudyError,
-    check_scale,
-    fmt,
-    group_over_seeds,
-    mean_std,
-    pyplot,
-    reproduce_lines,
-    save_figure,
-    scaled_seeds,
-    scaled_steps,
-    sweep_name,
-    sweep_point,
-    write_csv,
-)
+from memtasks.studies import common
+from memtasks.studies.common import StudyError, fill, fmt, mean_std, paragraphs, write_csv
+from memtasks.studies.registry import Study, register
 
 TASK = "NextStep-CatCat-v0"
 SEQ_LEN = 10
@@ -47,7 +34,6 @@ BUDGETS = (500, 1000, 2000, 4000)
 BITS_PER_PARAM = (0.5, 1.0, 2.0, 4.0, 8.0)
 SEEDS = 2
 MAX_STEPS = 5000
-LRS = (0.003, 0.01, 0.03)
 EMBED_DIM = 8
 #: How many times the main step budget the budget check trains.
 CHECK_FACTOR = 4
@@ -55,27 +41,24 @@ CHECK_FACTOR = 4
 PAPER_BITS_PER_PARAM = 5.0
 
 
-def configs(cells: Sequence[str] = BUILTIN_CELLS, scale: float = 1.0, budgets: Sequence[int] = BUDGETS,
+def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0, budgets: Sequence[int] = BUDGETS,
             bits_per_param: Sequence[float] = BITS_PER_PARAM) -> list[Any]:
     """The study's two sweeps: the main grid, and the budget check (smallest budget, largest set, 4× steps)."""
     from memtasks.sweeps.config import SweepConfig
 
-    scale = check_scale(scale)
-    if not cells:
-        raise StudyError("the capacity study needs at least one cell")
-    steps, seeds = scaled_steps(MAX_STEPS, scale), scaled_seeds(SEEDS, scale)
-    name = sweep_name("capacity", cells, scale)
-    common = dict(tasks=[TASK], cells=list(cells), seq_len=[SEQ_LEN], seeds=seeds, embed_dim=EMBED_DIM,
-                  search={"lr": list(LRS)}, task_kwargs={"n_test": 100})
-    main = SweepConfig(name=name, bits_per_param=list(bits_per_param), params=list(budgets),
-                       protocol={"max_steps": steps}, **common)
-    check = SweepConfig(name=f"{name}-check", bits_per_param=[max(bits_per_param)], params=[min(budgets)],
-                        protocol={"max_steps": steps * CHECK_FACTOR}, **common)
+    size = STUDY.size(cells, scale)
+    steps = size.steps(MAX_STEPS)
+    shared = dict(tasks=[TASK], cells=list(cells), seq_len=[SEQ_LEN], seeds=size.seeds(SEEDS), embed_dim=EMBED_DIM,
+                  search={"lr": list(common.LRS)}, task_kwargs={"n_test": 100})
+    main = SweepConfig(name=size.name, bits_per_param=list(bits_per_param), params=list(budgets),
+                       protocol={"max_steps": steps}, **shared)
+    check = SweepConfig(name=f"{size.name}-check", bits_per_param=[max(bits_per_param)], params=[min(budgets)],
+                        protocol={"max_steps": steps * CHECK_FACTOR}, **shared)
     return [main, check]
 
 
 @dataclass(frozen=True)
-class Point:
+class CapacityRow:
     """One (cell, budget, size) of the grid: its seeds' bits and what stopped them."""
 
     cell: str
@@ -94,37 +77,38 @@ class Point:
 
     @property
     def bits_per_param(self) -> list[float]:
-        return [b / p for b, p in zip(self.bits, self.params)]
+        return [b / p for b, p in zip(self.bits, self.params, strict=True)]
 
 
-def points(results: Sequence[RunResult]) -> list[Point]:
+def points(results: Sequence[RunResult]) -> list[CapacityRow]:
     """The runs grouped over seeds into grid points, in a fixed order (cell order as given, budget, size, steps)."""
     def key(r: RunResult) -> tuple[str, int, float, int]:
-        p = sweep_point(r)
+        p = common.sweep_point(r)
         if p.get("params") is None or p.get("bits_per_param") is None:
             raise StudyError(f"{r.task['id']} / {r.cell['name']}: a capacity run needs a parameter budget and a "
                              "size in bits per parameter")
         return r.cell["name"], int(p["params"]), float(p["bits_per_param"]), int(r.protocol["max_steps"])
 
     out = []
-    for key_, runs in group_over_seeds(results, key):
-        out.append(Point(cell=key_[0], budget=key_[1], size=key_[2], max_steps=key_[3],
-                         params=[int(r.cell["params_total"]) for r in runs],
-                         n_examples=[int(r.task["n_examples"]) for r in runs],
-                         bits=[float(r.best["train"]["bits"]) for r in runs],  # type: ignore[index]
-                         fraction=[float(r.best["train"]["fraction_of_ceiling"]) for r in runs],  # type: ignore[index]
-                         stops=[r.stop_reason for r in runs]))
+    for key_, runs in common.group_over_seeds(results, key):
+        out.append(CapacityRow(cell=key_[0], budget=key_[1], size=key_[2], max_steps=key_[3],
+                               params=[int(r.cell["params_total"]) for r in runs],
+                               n_examples=[int(r.task["n_examples"]) for r in runs],
+                               bits=[float(r.best["train"]["bits"]) for r in runs],  # type: ignore[index]
+                               fraction=[float(r.best["train"]["fraction_of_ceiling"])  # type: ignore[index]
+                                         for r in runs],
+                               stops=[r.stop_reason for r in runs]))
     return out
 
 
-def _main_steps(pts: Sequence[Point]) -> int:
+def _main_steps(pts: Sequence[CapacityRow]) -> int:
     return min(p.max_steps for p in pts)
 
 
-def capacity_by_budget(pts: Sequence[Point]) -> list[dict[str, Any]]:
+def capacity_by_budget(pts: Sequence[CapacityRow]) -> list[dict[str, Any]]:
     """Per cell and budget, the size that stored the most bits (mean over seeds), with its spread."""
     main = [p for p in pts if p.max_steps == _main_steps(pts)]
-    best: dict[tuple[str, int], Point] = {}
+    best: dict[tuple[str, int], CapacityRow] = {}
     for p in main:
         key = (p.cell, p.budget)
         if key not in best or mean_std(p.bits)[0] > mean_std(best[key].bits)[0]:  # type: ignore[operator]
@@ -151,7 +135,7 @@ def best_by_cell(by_budget: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(best.values())
 
 
-def budget_check(pts: Sequence[Point]) -> list[dict[str, Any]]:
+def budget_check(pts: Sequence[CapacityRow]) -> list[dict[str, Any]]:
     """Per cell: bits at the check point (smallest budget, largest size) with the main and the 4× step budget."""
     steps = sorted({p.max_steps for p in pts})
     if len(steps) < 2:
@@ -174,9 +158,7 @@ def budget_check(pts: Sequence[Point]) -> list[dict[str, Any]]:
 # ----- outputs ------------------------------------------------------------------------------------------------
 def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
     """Write the tables, the figure (with its data) and the README of the study into ``out_dir``."""
-    pts = points(results)
-    if not pts:
-        raise StudyError("no measured capacity runs to analyse")
+    pts = common.require(points(results), "measured capacity runs")
     by_budget = capacity_by_budget(pts)
     best = best_by_cell(by_budget)
     check = budget_check(pts)
@@ -194,27 +176,23 @@ def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, 
                     r["bits_per_param"], r["bits_per_param_sd"]] for r in best]),
     ]
     written += _figure(by_budget, pts, out_dir)
-    readme = out_dir / "README.md"
-    readme.write_text(_readme(pts, by_budget, best, check, study))
-    return written + [readme]
+    return written + [_readme(out_dir, pts, by_budget, best, check, study)]
 
 
-def _figure(by_budget: Sequence[dict[str, Any]], pts: Sequence[Point], out_dir: Path) -> list[Path]:
-    plt = pyplot()
+def _figure(by_budget: Sequence[dict[str, Any]], pts: Sequence[CapacityRow], out_dir: Path) -> list[Path]:
     cells = list(dict.fromkeys(r["cell"] for r in by_budget))
-    colors = plt.get_cmap("tab10")
     main = [p for p in pts if p.max_steps == _main_steps(pts)]
     largest = max(p.budget for p in main)
     data: dict[str, Any] = {"bits_vs_params": {}, "stored_vs_offered": {"budget": largest}}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, ((left, right),) = common.subplots(1, 2, (12, 4.8))
     for i, cell in enumerate(cells):
         rows = sorted((r for r in by_budget if r["cell"] == cell), key=lambda r: r["params"])
         x, y, e = [r["params"] for r in rows], [r["bits"] for r in rows], [r["bits_sd"] for r in rows]
-        left.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=2, color=colors(i % 10), label=cell)
+        left.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=2, color=common.cell_color(i), label=cell)
         data["bits_vs_params"][cell] = {"params": x, "bits": y, "bits_sd": e}
         own = sorted((p for p in main if p.cell == cell and p.budget == largest), key=lambda p: p.size)
         xs, ys = [p.size for p in own], [mean_std(p.bits_per_param)[0] for p in own]
-        right.plot(xs, ys, marker="o", ms=4, color=colors(i % 10), label=cell)
+        right.plot(xs, ys, marker="o", ms=4, color=common.cell_color(i), label=cell)
         data["stored_vs_offered"][cell] = {"offered": xs, "stored": ys}
     span = [min(r["params"] for r in by_budget) * 0.8, max(r["params"] for r in by_budget) * 1.25]
     left.plot(span, [PAPER_BITS_PER_PARAM * s for s in span], "k--", lw=1, label="5 bits/param (Collins et al.)")
@@ -230,94 +208,56 @@ def _figure(by_budget: Sequence[dict[str, Any]], pts: Sequence[Point], out_dir: 
     right.set_xticks(sizes, [f"{x:g}" for x in sizes])
     right.minorticks_off()
     right.legend(fontsize=7, ncol=2)
-    return save_figure(fig, data, out_dir, "bits_vs_params")
+    return common.save_figure(fig, data, out_dir, "bits_vs_params")
 
 
-def _readme(pts: Sequence[Point], by_budget: Sequence[dict[str, Any]], best: Sequence[dict[str, Any]],
-            check: Sequence[dict[str, Any]], study: dict[str, Any]) -> str:
+def _readme(out_dir: Path, pts: Sequence[CapacityRow], by_budget: Sequence[dict[str, Any]],
+            best: Sequence[dict[str, Any]], check: Sequence[dict[str, Any]], study: dict[str, Any]) -> Path:
     main = [p for p in pts if p.max_steps == _main_steps(pts)]
-    steps = _main_steps(pts)
     budgets = sorted({p.budget for p in main})
-    sizes = sorted({p.size for p in main})
-    seeds = max(len(p.bits) for p in main)
     stops = [s for p in main for s in p.stops]
     top = max(best, key=lambda r: r["bits_per_param"])
-    lines = [
-        "# Per-parameter capacity: bits stored per parameter",
-        "",
-        "*Generated by `memtasks study capacity` from `results.jsonl` and `study.json`; do not edit.*",
-        "",
-        "Collins et al. (2017) report that every common cell stores about **5 bits per parameter** (3 to 6 over "
-        "cells and depths) of random input → label mappings, each point the best of 1000+ tuned trainings of up "
-        "to millions of steps.",
-        "",
-        f"**Measured here:** the best cell stores **{top['bits_per_param']:.2f} bits per parameter** "
-        f"({top['cell']}, {top['budget']} parameters), {PAPER_BITS_PER_PARAM / top['bits_per_param']:.1f}× below "
-        f"the paper's 5. Every figure below is the best of learning rates {', '.join(f'{x:g}' for x in LRS)} "
-        f"with at most {steps:,} steps per trial, and {stops.count('budget')} of {len(stops)} points stopped at "
-        "that step budget, still improving.",
-        "",
-        "![bits stored against parameters](bits_vs_params.png)",
-        "",
-        f"*Left: the most bits each cell stored at each budget (over training sets of {_sizes(sizes)} bits per "
-        f"parameter, mean ± std over {seeds} seed{'s' * (seeds != 1)}), against its parameters, log-log; dashed, "
-        f"the paper's 5 bits per parameter; dotted, 1 bit per parameter. Right: bits per parameter stored against "
-        f"offered at {budgets[-1]} parameters: a cell that stored everything would follow the dotted line. The paper "
-        f"reports about 5 bits per parameter for every cell; here the cells store "
-        f"{min(r['bits_per_param'] for r in best):.2f} to {top['bits_per_param']:.2f} at their best.*",
-        "",
-        "## Best bits per parameter, per cell",
-        "",
-        "| cell | bits/param (mean ± std over seeds) | at budget | params | best training set (bits/param) | "
-        "paper |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in best:
-        lines.append(f"| {r['cell']} | {fmt(r['bits_per_param'])} ± {fmt(r['bits_per_param_sd'])} | {r['budget']} | "
-                     f"{r['params']:.0f} | {r['best_size']:g} | ≈5 |")
-    lines += ["", "## Bits stored at each budget", "",
-              "| cell | " + " | ".join(f"{b} params" for b in budgets) + " | budget stops |",
-              "|---|" + "---|" * len(budgets) + "---|"]
+    best_rows = [f"| {r['cell']} | {fmt(r['bits_per_param'])} ± {fmt(r['bits_per_param_sd'])} | {r['budget']} | "
+                 f"{r['params']:.0f} | {r['best_size']:g} | ≈5 |" for r in best]
+    budget_rows = []
     for cell in dict.fromkeys(r["cell"] for r in by_budget):
         rows = {r["budget"]: r for r in by_budget if r["cell"] == cell}
         cells = [f"{fmt(rows[b]['bits'], 0)} ± {fmt(rows[b]['bits_sd'], 0)} ({fmt(rows[b]['bits_per_param'])}/param)"
                  if b in rows else "–" for b in budgets]
         stopped = sum(r["budget_stops"] for r in rows.values())
         total = sum(r["runs"] for r in rows.values())
-        lines.append(f"| {cell} | " + " | ".join(cells) + f" | {stopped}/{total} |")
-    lines += ["", "## Would more steps change it?", ""]
-    if check:
-        gains = [r["gain"] for r in check if r["gain"] is not None]
-        lines += [f"The budget check trains every cell again at {check[0]['budget']} parameters on its largest "
-                  f"training set ({check[0]['size']:g} bits per parameter) with {check[0]['long_steps']:,} steps "
-                  f"instead of {check[0]['steps']:,}:", "",
-                  "| cell | bits/param, " + f"{check[0]['steps']:,} steps | bits/param, {check[0]['long_steps']:,} "
-                  "steps | gain | stops |", "|---|---|---|---|---|"]
-        for r in check:
-            lines.append(f"| {r['cell']} | {fmt(r['bits_per_param'])} | {fmt(r['long_bits_per_param'])} | "
-                         f"{fmt(r['gain'])}× | {r['long_stops']} |")
-        if gains:
-            rising = sum(g > 1.05 for g in gains)
-            factor = check[0]["long_steps"] // check[0]["steps"]
-            lines += ["", f"{rising} of {len(gains)} cells store more than 5 % more with {factor}× the steps (gain "
-                      f"{min(gains):.2f}× to {max(gains):.2f}×)."]
-            if rising:
-                lines[-1] += (" For those cells the figures above are lower bounds set by the step budget and the "
-                              "search, not capacities: the paper's points had up to millions of steps and 1000+ "
-                              "tuned runs each.")
-            if rising < len(gains):
-                lines[-1] += (" Where the bits do not rise, more steps at these learning rates do not help; what is "
-                              "left between them and the paper is the search (learning-rate schedule, "
-                              "initialisation scales, optimizer) and the task.")
-    else:
-        lines.append("The budget check was not run.")
-    lines += reproduce_lines("capacity", "baselines/studies/capacity", study)
-    return "\n".join(lines)
+        budget_rows.append(f"| {cell} | " + " | ".join(cells) + f" | {stopped}/{total} |")
+    return STUDY.write_readme(
+        out_dir, study, best=f"{top['bits_per_param']:.2f}", best_cell=top["cell"], best_budget=top["budget"],
+        below=f"{PAPER_BITS_PER_PARAM / top['bits_per_param']:.1f}", lrs=common.listed(common.LRS),
+        steps=f"{_main_steps(pts):,}", budget_stops=stops.count("budget"), points=len(stops),
+        sizes=common.listed(sorted({p.size for p in main})),
+        seeds=common.counted(max(len(p.bits) for p in main), "seed"), largest=budgets[-1],
+        lowest=f"{min(r['bits_per_param'] for r in best):.2f}", best_rows="\n".join(best_rows),
+        budget_columns=" | ".join(f"{b} params" for b in budgets), budget_rule="---|" * (len(budgets) + 1),
+        budget_rows="\n".join(budget_rows), check=_check_text(check))
 
 
-def _sizes(sizes: Sequence[float]) -> str:
-    return ", ".join(f"{s:g}" for s in sizes)
-
+def _check_text(check: Sequence[dict[str, Any]]) -> str:
+    """The section on the budget check: its table, and whether more steps raised the bits."""
+    if not check:
+        return fill("no-check")
+    first = check[0]
+    table = fill("capacity-check", budget=first["budget"], size=f"{first['size']:g}",
+                 long_steps=f"{first['long_steps']:,}", steps=f"{first['steps']:,}",
+                 rows="\n".join(f"| {r['cell']} | {fmt(r['bits_per_param'])} | {fmt(r['long_bits_per_param'])} | "
+                                f"{fmt(r['gain'])}× | {r['long_stops']} |" for r in check))
+    gains = [r["gain"] for r in check if r["gain"] is not None]
+    if not gains:
+        return table
+    rising = sum(g > 1.05 for g in gains)
+    verdict = [fill("capacity-gains", rising=rising, cells=len(gains), factor=first["long_steps"] // first["steps"],
+                    low=f"{min(gains):.2f}", high=f"{max(gains):.2f}")]
+    if rising:
+        verdict.append(fill("capacity-rising"))
+    if rising < len(gains):
+        verdict.append(fill("capacity-flat"))
+    return paragraphs(table, " ".join(verdict))
 
 
 def summary_lines(results: Sequence[RunResult]) -> list[str]:
@@ -326,3 +266,5 @@ def summary_lines(results: Sequence[RunResult]) -> list[str]:
     return [f"{r['cell']:>12}: {r['bits_per_param']:.2f} ± {r['bits_per_param_sd']:.2f} bits/param "
             f"({r['budget']} params, {r['best_size']:g} bits/param offered)" for r in best]
 
+
+STUDY = register(Study("capacity", configs, write_outputs, summary_lines))

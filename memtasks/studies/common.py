@@ -1,9 +1,10 @@
 """What every study shares: its sweeps run in turn, its results read back, and its plain files written.
 
-A study is a list of :class:`~memtasks.sweeps.config.SweepConfig` s (run by :func:`run_sweeps` through the sweep
-machinery, so it resumes and runs on Ray) followed by an analysis of their results. Its committed folder holds
-``results.jsonl`` (every run, histories dropped), ``study.json`` (what ran, where, how long), the CSV tables, the
-figure with the data it plots, and a README generated from all of these.
+A study (:class:`~memtasks.studies.registry.Study`) is a list of :class:`~memtasks.sweeps.config.SweepConfig` s
+(run by :func:`run_sweeps` through the sweep machinery, so it resumes and runs on Ray) followed by an analysis of
+their results. Its committed folder holds ``results.jsonl`` (every run, histories dropped), ``study.json`` (what
+ran, where, how long), the CSV tables, the figure with the data it plots, and a README generated from all of these
+(its prose in ``templates/``, filled in by :func:`fill`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,27 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from string import Template
+from typing import Any, TypeVar
 
 from memtasks.errors import MemtasksError
 from memtasks.fitting.result import RunResult
+from memtasks.models.cells import BUILTIN_CELLS as _MODEL_CELLS
 
-#: The eight built-in cells, in the cell registry's order.
-BUILTIN_CELLS = ("rnn", "irnn", "lstm", "gru", "ugrnn", "intersection", "nlstm", "mlp")
+#: Every built-in cell, in the cell registry's order: the order the studies report their cells in.
+BUILTIN_CELLS: tuple[str, ...] = tuple(_MODEL_CELLS)
+#: The cells a study runs unless it says otherwise: the first eight built-in cells (Collins et al.'s and the causal
+#: MLP), those the committed studies were measured with. A cell added to the models later is studied with
+#: ``--cells``; the default, and with it every committed folder, stays as it is.
+DEFAULT_CELLS: tuple[str, ...] = BUILTIN_CELLS[:8]
+#: Where the committed studies live, one folder each, named after the study.
+STUDIES_FOLDER = Path("baselines/studies")
+#: The learning rates each point of a study is the best of (unless the study holds its rate constant).
+LRS = (0.003, 0.01, 0.03)
+
+_T = TypeVar("_T")
 
 
 class StudyError(MemtasksError, ValueError):
@@ -45,7 +59,7 @@ def scaled_seeds(seeds: int, scale: float) -> list[int]:
     return list(range(max(1, round(seeds * scale))))
 
 
-def sweep_name(study: str, cells: Sequence[str], scale: float, cells_default: Sequence[str] = BUILTIN_CELLS) -> str:
+def sweep_name(study: str, cells: Sequence[str], scale: float, cells_default: Sequence[str] = DEFAULT_CELLS) -> str:
     """The folder name of a study's sweep: another scale or cell list is another folder, never a clash."""
     name = f"study-{study}"
     if scale != 1:
@@ -53,6 +67,22 @@ def sweep_name(study: str, cells: Sequence[str], scale: float, cells_default: Se
     if list(cells) != list(cells_default):
         name += "-" + re.sub(r"[^\w.-]+", "-", "-".join(cells))
     return name
+
+
+@dataclass(frozen=True)
+class Size:
+    """A study's sweeps at one ``scale``: the name their folders start with, their step budgets and seeds."""
+
+    name: str
+    scale: float
+
+    def steps(self, steps: int) -> int:
+        """A committed step budget at this scale."""
+        return scaled_steps(steps, self.scale)
+
+    def seeds(self, seeds: int) -> list[int]:
+        """A committed number of seeds at this scale."""
+        return scaled_seeds(seeds, self.scale)
 
 
 @dataclass
@@ -113,9 +143,25 @@ def group_over_seeds(results: Iterable[RunResult], key: Any) -> list[tuple[tuple
     for r in results:
         if r.best is not None:
             grouped.setdefault(key(r), []).append(r)
-    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
     return [(k, sorted(grouped[k], key=lambda r: sweep_point(r)["seed"]))
-            for k in sorted(grouped, key=lambda k: (order.get(k[0], len(order)), *k))]
+            for k in sorted(grouped, key=lambda k: (*cell_rank(k[0]), *k[1:]))]
+
+
+def cell_rank(cell: str) -> tuple[int, str]:
+    """A sort key for cells: the built-in ones in registry order, then the others by name."""
+    return (BUILTIN_CELLS.index(cell) if cell in BUILTIN_CELLS else len(BUILTIN_CELLS)), cell
+
+
+def cells_of(items: Iterable[Any]) -> list[str]:
+    """The cells of ``items`` (anything with a ``cell``), each once, in the order they first appear."""
+    return list(dict.fromkeys(x.cell for x in items))
+
+
+def require(items: list[_T], what: str) -> list[_T]:
+    """``items``, or a StudyError if there are none: without ``what`` a study has nothing to write."""
+    if not items:
+        raise StudyError(f"no {what} to analyse")
+    return items
 
 
 def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
@@ -125,6 +171,16 @@ def mean_std(values: Iterable[float]) -> tuple[float | None, float | None]:
         return None, None
     mean = sum(vals) / len(vals)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+
+
+def listed(values: Iterable[float], sep: str = ", ") -> str:
+    """Numbers for prose: ``0.5, 1, 2`` (shortest form, ``:g``)."""
+    return sep.join(f"{v:g}" for v in values)
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 seed``, ``2 seeds``."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def fmt(x: float | None, digits: int = 2) -> str:
@@ -187,6 +243,23 @@ def pyplot() -> Any:
     return plt
 
 
+def subplots(rows: int, cols: int, figsize: tuple[float, float], **kwargs: Any) -> tuple[Any, Any]:
+    """A figure and its ``rows`` × ``cols`` axes, always as a 2-D array (one row or column alike)."""
+    return pyplot().subplots(rows, cols, figsize=figsize, squeeze=False, **kwargs)
+
+
+def panel_rows(values: Sequence[_T], cols: int, width: float, row_height: float,
+               **kwargs: Any) -> tuple[Any, list[tuple[_T, Any]]]:
+    """A figure with one row of ``cols`` axes per value (``row_height`` inches each) and the (value, row) pairs."""
+    fig, axes = subplots(len(values), cols, (width, row_height * len(values)), **kwargs)
+    return fig, list(zip(values, axes, strict=True))
+
+
+def cell_color(i: int) -> Any:
+    """The colour of the ``i``-th cell of a figure (matplotlib's ten-colour cycle)."""
+    return pyplot().get_cmap("tab10")(i % 10)
+
+
 def save_figure(fig: Any, data: Any, out_dir: Path, name: str) -> list[Path]:
     """``NAME.png`` (fixed dpi, no date or software metadata: the same data give the same bytes) and
     ``NAME.json``, exactly the data plotted."""
@@ -199,14 +272,20 @@ def save_figure(fig: Any, data: Any, out_dir: Path, name: str) -> list[Path]:
     return [png, plotted]
 
 
-def reproduce_lines(name: str, folder: str, study: dict[str, Any]) -> list[str]:
-    """A study README's closing section: the time and machine, the command, ``--scale`` and ``--from``."""
-    return ["", "## Reproduce", "",
-            f"Measured in **{time_text(study['wall_time_s'])}** on {machine_text(study)} with "
-            f"`--workers {study.get('workers')}`.", "", "```bash", study["command"], "```", "",
-            "`--scale 4` trains four times the steps with four times the seeds (a bigger machine or "
-            "`--backend ray`). Regenerate this folder from its results (byte-identical):", "", "```bash",
-            f"memtasks study {name} --from {folder}", "```", ""]
+def fill(template: str, **values: Any) -> str:
+    """The text of ``templates/TEMPLATE.md`` with ``values`` filled in (:class:`string.Template`: ``$name``, and
+    ``$$`` for a dollar sign), without the file's final newline: parts are filled into other parts. A placeholder
+    alone on its line whose value is empty (a table without rows, a section with nothing to say) takes its line
+    with it."""
+    text = files("memtasks.studies").joinpath(f"templates/{template}.md").read_text(encoding="utf-8")
+    for key in (k for k, v in values.items() if v == ""):
+        text = re.sub(rf"^\$(?:{key}|\{{{key}\}})\n", "", text, flags=re.MULTILINE)
+    return Template(text).substitute(values).removesuffix("\n")
+
+
+def paragraphs(*parts: str) -> str:
+    """The non-empty ``parts`` as paragraphs (a blank line between them)."""
+    return "\n\n".join(p for p in parts if p)
 
 
 def study_steps(study: dict[str, Any]) -> int:

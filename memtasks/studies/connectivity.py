@@ -107,11 +107,10 @@ def model_from_weights(result: dict[str, Any], weights: Path, source: str = "res
     from safetensors.torch import load_file
 
     import memtasks
-    from memtasks.models.registry import cell_spec
+    from memtasks.models.saved import load_saved
 
     try:
         task = memtasks.make(result["task"]["id"], **result["task"]["kwargs"])
-        cell = result["cell"]
         fingerprint = result["task"]["fingerprint"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ConnectivityError(f"{source}: not a readable RunResult ({exc})") from None
@@ -119,7 +118,4 @@ def model_from_weights(result: dict[str, Any], weights: Path, source: str = "res
         raise ConnectivityError(f"{source}: its weights {weights} do not exist")
     if task.train.fingerprint != fingerprint:
         raise ConnectivityError(f"{source}: its task no longer regenerates the data it was trained on")
-    model = SequenceModel(task.layout, cell_spec(cell["name"]), cell["hidden_size"], embed_dim=cell["embed_dim"],
-                          cell_kwargs=cell["kwargs"], check=False)
-    model.load_state_dict(load_file(str(weights)), strict=True)
-    return model.eval(), task
+    return load_saved(result, load_file(str(weights)), layout=task.layout), task

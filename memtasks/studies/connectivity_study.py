@@ -19,21 +19,9 @@ from typing import Any
 import numpy as np
 
 from memtasks.fitting.result import RunResult
-from memtasks.studies.common import (
-    BUILTIN_CELLS,
-    StudyError,
-    check_scale,
-    fmt,
-    pyplot,
-    reproduce_lines,
-    save_figure,
-    scaled_seeds,
-    scaled_steps,
-    study_steps,
-    sweep_name,
-    sweep_point,
-    write_csv,
-)
+from memtasks.studies import common
+from memtasks.studies.common import fill, fmt, write_csv
+from memtasks.studies.registry import Study, register
 
 TASK = "NextStep-CatCat-v0"
 SEQ_LEN = 20
@@ -42,25 +30,20 @@ N_EXAMPLES = {"teacher": 1000, "random": 100}
 PARAMS = 2000
 SEEDS = 1
 MAX_STEPS = 4000
-LRS = (0.003, 0.01, 0.03)
 N_TEST = 200
 #: Examples whose connectivity is averaged (the held-out set's first ones; for random targets, the training set's).
 N_AVERAGED = 100
-FILES = ("models",)
 
 
-def configs(cells: Sequence[str] = BUILTIN_CELLS, scale: float = 1.0) -> list[Any]:
+def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0) -> list[Any]:
     """One sweep per target source, every point's selected weights kept."""
     from memtasks.sweeps.config import SweepConfig
 
-    scale = check_scale(scale)
-    if not cells:
-        raise StudyError("the connectivity study needs at least one cell")
-    name = sweep_name("connectivity", cells, scale)
-    return [SweepConfig(name=f"{name}-{source}", tasks=[TASK], cells=list(cells), n_examples=[N_EXAMPLES[source]],
-                        seq_len=[SEQ_LEN], params=[PARAMS], seeds=scaled_seeds(SEEDS, scale),
-                        search={"lr": list(LRS)}, task_kwargs={"source": source, "n_test": N_TEST},
-                        protocol={"max_steps": scaled_steps(MAX_STEPS, scale)}, save_models=True)
+    size = STUDY.size(cells, scale)
+    return [SweepConfig(name=f"{size.name}-{source}", tasks=[TASK], cells=list(cells),
+                        n_examples=[N_EXAMPLES[source]], seq_len=[SEQ_LEN], params=[PARAMS], seeds=size.seeds(SEEDS),
+                        search={"lr": list(common.LRS)}, task_kwargs={"source": source, "n_test": N_TEST},
+                        protocol={"max_steps": size.steps(MAX_STEPS)}, save_models=True)
             for source in SOURCES]
 
 
@@ -116,9 +99,7 @@ REACH = 0.1
 
 def _ordered(results: Sequence[RunResult]) -> list[RunResult]:
     """Teacher runs first, then random; cells in registry order."""
-    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
-    return sorted(results, key=lambda r: (SOURCES.index(r.task["kwargs"]["source"]),
-                                          order.get(r.cell["name"], len(order)), r.cell["name"]))
+    return sorted(results, key=lambda r: (SOURCES.index(r.task["kwargs"]["source"]), *common.cell_rank(r.cell["name"])))
 
 
 def _measure(model: Any, task: Any, data: Any, result: dict[str, Any], label: str, source: str,
@@ -147,15 +128,13 @@ def measure_models(results: Sequence[RunResult], folder: Path) -> list[Model]:
     for r in _ordered(results):
         if r.best is None:
             continue
-        point = Point(**sweep_point(r))
+        point = Point(**common.sweep_point(r))
         weights = folder / "models" / f"{point.stem}.safetensors"
         model, task = model_from_weights(r.to_dict(), weights, f"{point.stem}")
         source = r.task["kwargs"]["source"]
         data = task.test if source == "teacher" else task.train  # random targets: what was memorized
         out.append(_measure(model, task, data, r.to_dict(), r.cell["name"], source))
-    if not out:
-        raise StudyError("no trained connectivity models to analyse")
-    return out
+    return common.require(out, "trained connectivity models")
 
 
 def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
@@ -166,20 +145,15 @@ def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, 
                           "reach"] + [f"d{d}" for d in range(SEQ_LEN)],
                          [[m.cell, m.source, m.train_accuracy, m.test_accuracy, m.chance, m.stop, m.mean_distance,
                            m.reach] + [m.normalised.get(d) for d in range(SEQ_LEN)] for m in models])]
-    written += _heatmaps(models, out_dir) + _curves(models, out_dir)
-    readme = out_dir / "README.md"
-    readme.write_text(_readme(models, study))
-    return written + [readme]
+    return written + _heatmaps(models, out_dir) + _curves(models, out_dir) + [_readme(out_dir, models, study)]
 
 
 def _heatmaps(models: Sequence[Model], out_dir: Path) -> list[Path]:
     from matplotlib.colors import LogNorm
 
-    plt = pyplot()
-    cells = list(dict.fromkeys(m.cell for m in models))
+    cells = common.cells_of(models)
     rows = list(dict.fromkeys(m.source for m in models))
-    fig, axes = plt.subplots(len(rows), len(cells), figsize=(max(2.1 * len(cells) + 1, 6.5), 2.2 * len(rows) + 0.6),
-                             squeeze=False)
+    fig, axes = common.subplots(len(rows), len(cells), (max(2.1 * len(cells) + 1, 6.5), 2.2 * len(rows) + 0.6))
     data: dict[str, Any] = {}
     for i, source in enumerate(rows):
         for j, cell in enumerate(cells):
@@ -201,83 +175,50 @@ def _heatmaps(models: Sequence[Model], out_dir: Path) -> list[Path]:
                 ax.set_xlabel("input step t", fontsize=7)
     fig.suptitle("One example's connectivity ‖∂ logit_s / ∂ e_t‖ / its maximum (log colour, 1e-3 to 1)",
                  fontsize=9)
-    return save_figure(fig, data, out_dir, "heatmaps")
+    return common.save_figure(fig, data, out_dir, "heatmaps")
 
 
 def _curves(models: Sequence[Model], out_dir: Path) -> list[Path]:
-    plt = pyplot()
-    colors = plt.get_cmap("tab10")
-    cells = list(dict.fromkeys(m.cell for m in models))
+    cells = common.cells_of(models)
     rows = list(dict.fromkeys(m.source for m in models))
-    fig, axes = plt.subplots(1, len(rows), figsize=(5.5 * len(rows), 4.2), sharey=True, squeeze=False)
-    axes = axes[0]
+    fig, (axes,) = common.subplots(1, len(rows), (5.5 * len(rows), 4.2), sharey=True)
     data: dict[str, Any] = {}
-    for ax, source in zip(axes, rows):
+    for ax, source in zip(axes, rows, strict=True):
         for i, cell in enumerate(cells):
             m = next((m for m in models if m.cell == cell and m.source == source), None)
             if m is None:
                 continue
             norm = m.normalised
-            ax.plot(list(norm), list(norm.values()), marker="o", ms=3, color=colors(i % 10), label=cell)
+            ax.plot(list(norm), list(norm.values()), marker="o", ms=3, color=common.cell_color(i), label=cell)
             data[f"{cell}/{source}"] = {"distance": list(norm), "connectivity": list(norm.values())}
         ax.axhline(REACH, color="k", ls=":", lw=1)
         ax.set(yscale="log", xlabel="distance s − t (steps)",
                title=f"{source} targets" if source in SOURCES else source)
         ax.legend(fontsize=7, ncol=2)
     axes[0].set_ylabel("mean connectivity / its value at distance 0")
-    return save_figure(fig, data, out_dir, "by_distance")
+    return common.save_figure(fig, data, out_dir, "by_distance")
 
 
-def _readme(models: Sequence[Model], study: dict[str, Any]) -> str:
-    def row(m: Model) -> str:
-        return (f"| {m.cell} | {m.source} | {fmt(m.train_accuracy, 3)} | {fmt(m.test_accuracy, 3)} | "
-                f"{fmt(m.chance, 3)} | {m.stop} | {fmt(m.mean_distance)} | {'–' if m.reach is None else m.reach} |")
+def _readme(out_dir: Path, models: Sequence[Model], study: dict[str, Any]) -> Path:
+    rows = [f"| {m.cell} | {m.source} | {fmt(m.train_accuracy, 3)} | {fmt(m.test_accuracy, 3)} | {fmt(m.chance, 3)} | "
+            f"{m.stop} | {fmt(m.mean_distance)} | {'–' if m.reach is None else m.reach} |" for m in models]
+    budget = [m for m in models if m.stop == "budget"]
+    stopped = "" if not budget else fill("connectivity-budget", stopped=len(budget), models=len(models),
+                                          steps=f"{common.study_steps(study):,}")
+    return STUDY.write_readme(
+        out_dir, study, _distance_text(models), stopped, params=PARAMS, teacher_examples=N_EXAMPLES["teacher"],
+        random_examples=N_EXAMPLES["random"], averaged=N_AVERAGED, reach=f"{REACH:g}", rows="\n".join(rows))
 
+
+def _distance_text(models: Sequence[Model]) -> str:
+    """How much further back the cells look on random targets than on teacher ones ("" without both)."""
     by = {(m.cell, m.source): m for m in models}
     far = [m for m in models if m.source == "random"]
-    near = [m for m in models if m.source == "teacher"]
-    lines = [
-        "# Connectivity: how far back each cell's outputs look",
-        "",
-        "*Generated by `memtasks study connectivity` from `results.jsonl`, `study.json` and `models/`; do not "
-        "edit.*",
-        "",
-        "Madsen (Distill, 2019) visualises what a recurrent model uses by the gradient norm of an output with "
-        "respect to each input step. Each cell here is trained on `NextStep-CatCat-v0` (20 steps, 4 classes, "
-        f"{PARAMS} parameters) on teacher targets ({N_EXAMPLES['teacher']} examples; a random RNN's outputs) and "
-        f"on random targets ({N_EXAMPLES['random']} examples, memorized); the connectivity of the target logit at "
-        "each step s to the encoded input at each step t ≤ s is averaged over "
-        f"{N_AVERAGED} examples (held-out ones for the teacher, training ones for random targets).",
-        "",
-        "![connectivity by distance](by_distance.png)",
-        "",
-        "*Mean connectivity against the distance s − t, divided by its value at distance 0 (the current input), "
-        f"log scale; dotted, {REACH:g}. Left: teacher targets; right: random targets.*",
-        "",
-        "![one example's connectivity](heatmaps.png)",
-        "",
-        "*One example's connectivity, output step (rows) against input step (columns), each panel divided by its "
-        "maximum; above the diagonal the inputs come after the output and the connectivity is exactly 0.*",
-        "",
-        "| cell | targets | train accuracy | held-out accuracy | chance | stop | mean distance | reach "
-        f"(< {REACH:g}) |",
-        "|---|---|---|---|---|---|---|---|",
-    ] + [row(m) for m in models]
-    if near and far:
-        pairs = [(by[(m.cell, "teacher")], m) for m in far if (m.cell, "teacher") in by]
-        longer = sum(f.mean_distance > t.mean_distance for t, f in pairs)
-        lines += ["", f"*Mean distance* is Σ d·c(d) / Σ c(d) over the normalised curve; *reach* the first distance "
-                  f"where it falls below {REACH:g} (– if it never does within {SEQ_LEN - 1} steps). On random "
-                  f"targets the mean distance is longer than on teacher targets for {longer} of {len(pairs)} cells: "
-                  "a memorized label, which no rule ties to recent inputs, is tied to older ones than a teacher "
-                  "RNN's output, which the trained cells tie mostly to the last few."]
-    budget = [m for m in models if m.stop == "budget"]
-    if budget:
-        lines += ["", f"{len(budget)} of {len(models)} models stopped at the {study_steps(study):,}-step budget "
-                  "(see *stop*): their connectivity is that of a model still improving, and with more steps it may "
-                  "change; none of the figures above is a capacity."]
-    lines += reproduce_lines("connectivity", "baselines/studies/connectivity", study)
-    return "\n".join(lines)
+    if not far or not any(m.source == "teacher" for m in models):
+        return ""
+    pairs = [(by[(m.cell, "teacher")], m) for m in far if (m.cell, "teacher") in by]
+    return fill("connectivity-distance", reach=f"{REACH:g}", steps=SEQ_LEN - 1, cells=len(pairs),
+                longer=sum(f.mean_distance > t.mean_distance for t, f in pairs))
 
 
 def saved_models(paths: Sequence[Path], out_dir: Path, example: int = 0, split: str = "train") -> list[Path]:
@@ -310,3 +251,6 @@ def summary_lines(results: Sequence[RunResult]) -> list[str]:
     return [f"{r.cell['name']:>12} ({r.task['kwargs']['source']}): train {r.best['train']['accuracy']:.3f}, "
             f"held-out {(r.best.get('test') or {}).get('accuracy', float('nan')):.3f} ({r.stop_reason})"
             for r in _ordered(results) if r.best is not None]
+
+
+STUDY = register(Study("connectivity", configs, write_outputs, summary_lines, files=("models",), collect=collect))

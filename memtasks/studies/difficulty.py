@@ -27,21 +27,9 @@ import numpy as np
 
 from memtasks.fitting.protocol import unpack_fitted
 from memtasks.fitting.result import RunResult
-from memtasks.studies.common import (
-    BUILTIN_CELLS,
-    StudyError,
-    check_scale,
-    fmt,
-    pyplot,
-    reproduce_lines,
-    save_figure,
-    scaled_seeds,
-    scaled_steps,
-    sweep_name,
-    sweep_point,
-    trim_histories,
-    write_csv,
-)
+from memtasks.studies import common
+from memtasks.studies.common import StudyError, fill, fmt, write_csv
+from memtasks.studies.registry import Study, register
 
 TASK = "SeqDigits-v0"
 SEQ_LEN = 64
@@ -64,17 +52,14 @@ def configs(cells: Sequence[str] = DEFAULT_CELLS, scale: float = 1.0) -> list[An
     """One sweep per variant: cells × seeds on one training set, evaluated after every epoch."""
     from memtasks.sweeps.config import SweepConfig
 
-    scale = check_scale(scale)
-    if not cells:
-        raise StudyError("the difficulty study needs at least one cell")
-    name = sweep_name("difficulty", cells, scale, DEFAULT_CELLS)
+    size = STUDY.size(cells, scale)
     steps_per_epoch = N_EXAMPLES // BATCH
     return [SweepConfig(
-        name=f"{name}-{variant}", tasks=[TASK], cells=list(cells), n_examples=[N_EXAMPLES], seq_len=[SEQ_LEN],
-        hidden=[HIDDEN], embed_dim=EMBED_DIM, seeds=scaled_seeds(SEEDS, scale), data_seed=DATA_SEED,
+        name=f"{size.name}-{variant}", tasks=[TASK], cells=list(cells), n_examples=[N_EXAMPLES], seq_len=[SEQ_LEN],
+        hidden=[HIDDEN], embed_dim=EMBED_DIM, seeds=size.seeds(SEEDS), data_seed=DATA_SEED,
         search={"lr": [LR], "batch_size": [BATCH]}, task_kwargs={"n_test": N_TEST, **noise},
         # patience beyond the budget: one constant learning rate, no plateau stop (only the ceiling stops a run)
-        protocol={"max_steps": scaled_steps(EPOCHS * steps_per_epoch, scale), "eval_every": steps_per_epoch,
+        protocol={"max_steps": size.steps(EPOCHS * steps_per_epoch), "eval_every": steps_per_epoch,
                   "patience": 10 * EPOCHS, "record_examples": True})
         for variant, noise in VARIANTS]
 
@@ -87,7 +72,7 @@ def kept_epochs(last: int) -> list[int]:
 def keep_history(results: Sequence[RunResult]) -> list[RunResult]:
     """Keep the per-example record (and the accuracy) at the kept epochs only: a run's whole record of 100
     epochs is what the study needs least, and the largest part of its file."""
-    out = trim_histories(results, lambda e: {"step": e["step"], "fitted": e["fitted"],
+    out = common.trim_histories(results, lambda e: {"step": e["step"], "fitted": e["fitted"],
                                              "train": {"accuracy": e["train"]["accuracy"]}})
     for r in out:
         every = r.protocol["eval_every"]
@@ -183,11 +168,10 @@ def groups(results: Sequence[RunResult]) -> list[Group]:
     """Runs grouped by cell and variant, in cell-registry and variant order."""
     epochs = kept_epochs(max(r.protocol["max_steps"] // r.protocol["eval_every"] for r in results))
     grouped: dict[tuple[str, str], list[RunResult]] = {}
-    for r in sorted(results, key=lambda r: sweep_point(r)["seed"]):
+    for r in sorted(results, key=lambda r: common.sweep_point(r)["seed"]):
         grouped.setdefault((r.cell["name"], _variant(r)), []).append(r)
-    order = {c: i for i, c in enumerate(BUILTIN_CELLS)}
     names = [v for v, _ in VARIANTS]
-    keys = sorted(grouped, key=lambda k: (order.get(k[0], len(order)), k[0], names.index(k[1])))
+    keys = sorted(grouped, key=lambda k: (*common.cell_rank(k[0]), names.index(k[1])))
     labels: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     out = []
     for cell, variant in keys:
@@ -211,9 +195,7 @@ def shown_epochs(gs: Sequence[Group]) -> list[int]:
 
 def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
     """The per-example and summary tables, the histograms and dispersion figures (with data), the README."""
-    gs = groups(results)
-    if not gs:
-        raise StudyError("no difficulty runs to analyse")
+    gs = common.require(groups(results), "difficulty runs")
     ks = shown_epochs(gs)
     written = [
         write_csv(out_dir / "difficulty.csv", ["cell", "variant", "seeds", "epoch", "mean_fitted", "fitted_by_none",
@@ -224,19 +206,15 @@ def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, 
                   [[g.cell, g.variant, i, int(g.labels[i])] + [float(g.at(k)[i]) for k in ks]
                    for g in gs for i in range(g.fractions.shape[1])]),
     ]
-    written += _histograms(gs, ks, out_dir) + _dispersion_figure(gs, out_dir)
-    readme = out_dir / "README.md"
-    readme.write_text(_readme(gs, ks, study))
-    return written + [readme]
+    return written + _histograms(gs, ks, out_dir) + _dispersion_figure(gs, out_dir) + [_readme(out_dir, gs, ks, study)]
 
 
 def _histograms(gs: Sequence[Group], ks: Sequence[int], out_dir: Path) -> list[Path]:
-    plt = pyplot()
-    cells = list(dict.fromkeys(g.cell for g in gs))
+    cells = common.cells_of(gs)
     variants = [v for v, _ in VARIANTS]
-    fig, axes = plt.subplots(len(cells), len(variants), figsize=(3.6 * len(variants), 2.2 * len(cells)),
-                             sharex=True, sharey=True, squeeze=False)
-    colors = pyplot().get_cmap("viridis")
+    fig, axes = common.subplots(len(cells), len(variants), (3.6 * len(variants), 2.2 * len(cells)), sharex=True,
+                                sharey=True)
+    colors = common.pyplot().get_cmap("viridis")
     data: dict[str, Any] = {}
     for g in gs:
         ax = axes[cells.index(g.cell)][variants.index(g.variant)]
@@ -253,92 +231,59 @@ def _histograms(gs: Sequence[Group], ks: Sequence[int], out_dir: Path) -> list[P
     for row in axes:
         row[0].set_ylabel("share of examples", fontsize=7)
     axes[0][0].legend(fontsize=6)
-    return save_figure(fig, data, out_dir, "histograms")
+    return common.save_figure(fig, data, out_dir, "histograms")
 
 
 def _dispersion_figure(gs: Sequence[Group], out_dir: Path) -> list[Path]:
-    plt = pyplot()
     variants = [v for v, _ in VARIANTS]
-    cells = list(dict.fromkeys(g.cell for g in gs))
-    colors = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3.6), sharey=True)
+    cells = common.cells_of(gs)
+    fig, (axes,) = common.subplots(1, len(variants), (4 * len(variants), 3.6), sharey=True)
     data: dict[str, Any] = {}
     for g in gs:
         ax = axes[variants.index(g.variant)]
         values = [g.class_dispersion(k) for k in g.epochs]
-        ax.plot(g.epochs, values, marker="o", ms=2.5, color=colors(cells.index(g.cell) % 10), label=g.cell)
+        ax.plot(g.epochs, values, marker="o", ms=2.5, color=common.cell_color(cells.index(g.cell)), label=g.cell)
         data[f"{g.cell}/{g.variant}"] = {"epoch": g.epochs, "within_label_dispersion":
                                          [None if np.isnan(v) else v for v in values]}
-    for ax, variant in zip(axes, variants):
+    for ax, variant in zip(axes, variants, strict=True):
         ax.axhline(1, color="k", ls=":", lw=1)
         ax.set(xscale="log" if len(gs[0].epochs) > 1 else "linear", xlabel="epoch", title=variant)
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("dispersion within a label")
-    return save_figure(fig, data, out_dir, "dispersion")
+    return common.save_figure(fig, data, out_dir, "dispersion")
 
 
-def _readme(gs: Sequence[Group], ks: Sequence[int], study: dict[str, Any]) -> str:
-    seeds = gs[0].seeds
-    lines = [
-        "# Per-example difficulty across seeds",
-        "",
-        "*Generated by `memtasks study difficulty` from `results.jsonl` and `study.json`; do not edit.*",
-        "",
-        f"One training set of `{TASK}` ({N_EXAMPLES} images, the data seed {DATA_SEED}) is fitted by each cell "
-        f"({HIDDEN} hidden units) from {seeds} initialisations at one constant learning rate ({LR:g}, batch "
-        f"{BATCH}), as real data, as randX (every image replaced by Gaussian noise) and as randY (every label "
-        "replaced by a uniform class). After every epoch the runs record which examples they fit (every target "
-        "right; kept for epochs 1–10 and every fifth after). For each example, the figure counts the fraction of "
-        "seeds that fit it.",
-        "",
-        "![histograms](histograms.png)",
-        "",
-        f"*Share of the training examples fitted by 0, 1, …, {seeds} of the {seeds} seeds, after epochs "
-        f"{', '.join(map(str, ks))}. Counts spread towards both ends (examples fitted by every seed, others by none) "
-        "mean consistent difficulty; if every example were equally hard they would follow a binomial.*",
-        "",
-        "![dispersion](dispersion.png)",
-        "",
-        "*Dispersion within a label: among the examples of one label, the variance of the per-example fractions "
-        "over a binomial's with the same mean, averaged over the labels. 1 (dotted) means which of them is fitted "
-        "is chance; above 1, some examples are consistently easier than others of their label. Within a label, "
-        "because a network that predicts one class for everything fits exactly that label's examples in every "
-        "seed: across labels that alone makes the dispersion large, on noise as on real data (`difficulty.csv` "
-        "has both).*",
-        "",
-        "| cell | data | " + " | ".join(f"fitted, epoch {k}" for k in ks) + " | "
-        + " | ".join(f"dispersion within a label, epoch {k}" for k in ks) + " |",
-        "|---|---|" + "---|" * (2 * len(ks)),
-    ]
-    for g in gs:
-        lines.append(f"| {g.cell} | {g.variant} | " + " | ".join(fmt(float(g.at(k).mean())) for k in ks)
-                     + " | " + " | ".join(fmt(g.class_dispersion(k), 1) for k in ks) + " |")
-    lines += ["", "*Fitted*: the mean share of examples a seed fits (its training accuracy); a dispersion is "
-              "undefined (–) when every seed fits every example of every label, or none."]
+def _readme(out_dir: Path, gs: Sequence[Group], ks: Sequence[int], study: dict[str, Any]) -> Path:
+    rows = [f"| {g.cell} | {g.variant} | " + " | ".join(fmt(float(g.at(k).mean())) for k in ks)
+            + " | " + " | ".join(fmt(g.class_dispersion(k), 1) for k in ks) + " |" for g in gs]
+    return STUDY.write_readme(
+        out_dir, study, _random_labels(gs, ks), task=TASK, n_examples=N_EXAMPLES, data_seed=DATA_SEED, hidden=HIDDEN,
+        seeds=gs[0].seeds, lr=f"{LR:g}", batch=BATCH, epochs=", ".join(map(str, ks)),
+        fitted_columns=" | ".join(f"fitted, epoch {k}" for k in ks),
+        dispersion_columns=" | ".join(f"dispersion within a label, epoch {k}" for k in ks),
+        rule="---|" * (2 * len(ks)), rows="\n".join(rows))
+
+
+def _random_labels(gs: Sequence[Group], ks: Sequence[int]) -> str:
+    """randY: whether the examples whose random label is their own are fitted first ("" without randY)."""
     noisy = [g for g in gs if g.agrees is not None]
-    if noisy:
-        agree = int(noisy[0].agrees.sum())  # type: ignore[union-attr]
-        lines += ["", "## randY: labels that happen to be right", "",
-                  f"A uniform random label is the image's own digit for {agree} of the {len(noisy[0].labels)} "
-                  "examples. The mean share of seeds that fit those examples, against the others':", "",
-                  "| cell | " + " | ".join(f"epoch {k}: right label / other" for k in ks) + " |",
-                  "|---|" + "---|" * len(ks)]
-        for g in noisy:
-            a = g.agrees
-            lines.append(f"| {g.cell} | " + " | ".join(f"{fmt(float(g.at(k)[a].mean()))} / "
-                                                        f"{fmt(float(g.at(k)[~a].mean()))}" for k in ks) + " |")
-        mid = ks[len(ks) // 2]
-        ahead = sum(float(g.at(mid)[g.agrees].mean()) > float(g.at(mid)[~g.agrees].mean())  # type: ignore[index]
-                    for g in noisy)
-        lines += ["", f"At epoch {mid} the right-label examples are ahead for {ahead} of {len(noisy)} cells. "
-                  + ("So with every label random a cell still fits first what a rule over the images would "
-                     "give." if 2 * ahead > len(noisy) else
-                     "So with every label random the cells do not fit first what a rule over the images would give: "
-                     "whatever makes some examples consistently easier under label noise, it is not their "
-                     "label being right.")]
-    lines += reproduce_lines("difficulty", "baselines/studies/difficulty", study)
-    return "\n".join(lines)
+    if not noisy:
+        return ""
+
+    def shares(g: Group, k: int) -> tuple[float, float]:
+        """The mean share of seeds fitting the right-label examples after epoch ``k``, and the others'."""
+        right = g.agrees if g.agrees is not None else np.zeros(len(g.labels), dtype=bool)
+        return float(g.at(k)[right].mean()), float(g.at(k)[~right].mean())
+
+    rows = [f"| {g.cell} | " + " | ".join(f"{fmt(r)} / {fmt(o)}" for r, o in (shares(g, k) for k in ks)) + " |"
+            for g in noisy]
+    mid = ks[len(ks) // 2]
+    ahead = sum(right > other for right, other in (shares(g, mid) for g in noisy))
+    return fill("difficulty-random-labels", agree=int(noisy[0].agrees.sum()),  # type: ignore[union-attr]
+                examples=len(noisy[0].labels), columns=" | ".join(f"epoch {k}: right label / other" for k in ks),
+                rule="---|" * len(ks), rows="\n".join(rows), epoch=mid, ahead=ahead, cells=len(noisy),
+                verdict=fill("difficulty-ahead" if 2 * ahead > len(noisy) else "difficulty-not-ahead"))
 
 
 def summary_lines(results: Sequence[RunResult]) -> list[str]:
@@ -348,3 +293,7 @@ def summary_lines(results: Sequence[RunResult]) -> list[str]:
     return [f"{g.cell:>12} {g.variant:>5}: " + ", ".join(
         f"epoch {k} fitted {g.at(k).mean():.2f} dispersion {g.class_dispersion(k):.1f}" for k in ks)
         for g in gs]
+
+
+STUDY = register(Study("difficulty", configs, write_outputs, summary_lines, default_cells=DEFAULT_CELLS,
+                       keep_history=keep_history))

@@ -22,22 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from memtasks.fitting.result import RunResult
-from memtasks.studies.common import (
-    StudyError,
-    check_scale,
-    fmt,
-    group_over_seeds,
-    mean_std,
-    pyplot,
-    reproduce_lines,
-    save_figure,
-    scaled_seeds,
-    scaled_steps,
-    study_steps,
-    sweep_name,
-    trim_histories,
-    write_csv,
-)
+from memtasks.studies import common
+from memtasks.studies.common import fill, fmt, mean_std, write_csv
+from memtasks.studies.registry import Study, register
 
 TASK = "Seq2Vec-RealCat-v0"
 SEQ_LEN = 20
@@ -47,7 +34,6 @@ FRACTIONS = (0.25, 0.5, 1.0)
 PARAMS = 2000
 SEEDS = 2
 MAX_STEPS = 3000
-LRS = (0.003, 0.01, 0.03)
 N_TEST = 500
 CURVE_POINTS = 40
 
@@ -61,25 +47,22 @@ def configs(cells: Sequence[str] = DEFAULT_CELLS, scale: float = 1.0) -> list[An
     """One sweep per data variant (its noise kwargs), each over cells × sizes × seeds."""
     from memtasks.sweeps.config import SweepConfig
 
-    scale = check_scale(scale)
-    if not cells:
-        raise StudyError("the noise study needs at least one cell")
-    name = sweep_name("noise", cells, scale, DEFAULT_CELLS)
+    size = STUDY.size(cells, scale)
     out = []
     for kind, fraction in variants():
         noise = {} if kind == "clean" else {f"{kind}_noise": fraction}
         out.append(SweepConfig(
-            name=f"{name}-{kind}{fraction:g}" if kind != "clean" else f"{name}-clean", tasks=[TASK],
+            name=f"{size.name}-{kind}{fraction:g}" if kind != "clean" else f"{size.name}-clean", tasks=[TASK],
             cells=list(cells), n_examples=list(SIZES), seq_len=[SEQ_LEN], params=[PARAMS],
-            seeds=scaled_seeds(SEEDS, scale), search={"lr": list(LRS)},
+            seeds=size.seeds(SEEDS), search={"lr": list(common.LRS)},
             task_kwargs={"source": "teacher", "n_test": N_TEST, **noise},
-            protocol={"max_steps": scaled_steps(MAX_STEPS, scale)}))
+            protocol={"max_steps": size.steps(MAX_STEPS)}))
     return out
 
 
 def keep_history(results: Sequence[RunResult]) -> list[RunResult]:
     """Keep each run's training and held-out accuracy curves, thinned."""
-    return trim_histories(results, lambda e: {"step": e["step"], "train": {"accuracy": e["train"]["accuracy"]},
+    return common.trim_histories(results, lambda e: {"step": e["step"], "train": {"accuracy": e["train"]["accuracy"]},
                                               "test": {"accuracy": (e["test"] or {}).get("accuracy")}},
                           CURVE_POINTS)
 
@@ -94,7 +77,7 @@ def _variant(r: RunResult) -> tuple[str, float]:
 
 
 @dataclass(frozen=True)
-class Point:
+class NoiseRow:
     """One (cell, noise type, fraction, size) over its seeds."""
 
     cell: str
@@ -115,25 +98,25 @@ class Point:
         return None if any(v is None for v in values) else mean_std(values)[0]  # type: ignore[arg-type]
 
 
-def points(results: Sequence[RunResult]) -> list[Point]:
+def points(results: Sequence[RunResult]) -> list[NoiseRow]:
     """The runs grouped over seeds: cells, then clean / x / y, fraction and size."""
     def key(r: RunResult) -> tuple[Any, ...]:
         kind, fraction = _variant(r)
         return (r.cell["name"], ("clean", "x", "y").index(kind), fraction, r.task["n_examples"])
 
     out = []
-    for (cell, kind, fraction, size), runs in group_over_seeds(results, key):
-        out.append(Point(cell, ("clean", "x", "y")[kind], fraction, size,
-                         [r.best["train"]["accuracy"] for r in runs],  # type: ignore[index]
-                         [r.best["test"]["accuracy"] for r in runs],  # type: ignore[index]
-                         [r.steps_to_ceiling.get("90%") for r in runs],
-                         [r.steps_to_ceiling.get("100%") for r in runs], [r.stop_reason for r in runs],
-                         [(e["step"], e["train"]["accuracy"], e["test"]["accuracy"]) for e in runs[0].history],
-                         [max(e["test"]["accuracy"] for e in r.history) for r in runs]))
+    for (cell, kind, fraction, size), runs in common.group_over_seeds(results, key):
+        out.append(NoiseRow(cell, ("clean", "x", "y")[kind], fraction, size,
+                            [r.best["train"]["accuracy"] for r in runs],  # type: ignore[index]
+                            [r.best["test"]["accuracy"] for r in runs],  # type: ignore[index]
+                            [r.steps_to_ceiling.get("90%") for r in runs],
+                            [r.steps_to_ceiling.get("100%") for r in runs], [r.stop_reason for r in runs],
+                            [(e["step"], e["train"]["accuracy"], e["test"]["accuracy"]) for e in runs[0].history],
+                            [max(e["test"]["accuracy"] for e in r.history) for r in runs]))
     return out
 
 
-def _series(pts: Sequence[Point], cell: str, kind: str, size: int) -> list[Point]:
+def _series(pts: Sequence[NoiseRow], cell: str, kind: str, size: int) -> list[NoiseRow]:
     """A cell's points of one noise type at one size, the clean data first (fraction 0)."""
     return sorted((p for p in pts if p.cell == cell and p.size == size and p.kind in ("clean", kind)),
                   key=lambda p: p.fraction)
@@ -141,31 +124,25 @@ def _series(pts: Sequence[Point], cell: str, kind: str, size: int) -> list[Point
 
 def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
     """The table, the curves and fitting-time figures (with data) and the README."""
-    pts = points(results)
-    if not pts:
-        raise StudyError("no measured noise runs to analyse")
+    pts = common.require(points(results), "measured noise runs")
     written = [write_csv(out_dir / "noise.csv",
                          ["cell", "noise", "fraction", "n_examples", "seeds", "train_accuracy", "test_accuracy",
                           "test_accuracy_sd", "peak_test_accuracy", "steps_to_90pc", "steps_to_100pc", "stops"],
                          [[p.cell, p.kind, p.fraction, p.size, len(p.train), mean_std(p.train)[0],
                            *mean_std(p.test), mean_std(p.peak_test)[0], p.steps("90%"), p.steps("100%"),
                            " ".join(p.stops)] for p in pts])]
-    written += _curves(pts, out_dir) + _fitting_time(pts, out_dir)
-    readme = out_dir / "README.md"
-    readme.write_text(_readme(pts, study))
-    return written + [readme]
+    return written + _curves(pts, out_dir) + _fitting_time(pts, out_dir) + [_readme(out_dir, pts, study)]
 
 
-def _curves(pts: Sequence[Point], out_dir: Path) -> list[Path]:
-    plt = pyplot()
-    cells = list(dict.fromkeys(p.cell for p in pts))
+def _curves(pts: Sequence[NoiseRow], out_dir: Path) -> list[Path]:
+    cells = common.cells_of(pts)
     size = max(p.size for p in pts)
     fractions = sorted({p.fraction for p in pts})
-    colors = plt.get_cmap("plasma")
-    fig, axes = plt.subplots(len(cells), 2, figsize=(11, 2.8 * len(cells)), sharey=True, squeeze=False)
+    colors = common.pyplot().get_cmap("plasma")
+    fig, rows = common.panel_rows(cells, 2, 11, 2.8, sharey=True)
     data: dict[str, Any] = {}
-    for row, cell in zip(axes, cells):
-        for ax, kind in zip(row, ("x", "y")):
+    for cell, row in rows:
+        for ax, kind in zip(row, ("x", "y"), strict=True):
             for p in _series(pts, cell, kind, size):
                 color = colors(0.85 * fractions.index(p.fraction) / max(len(fractions) - 1, 1))
                 steps = [s for s, _, _ in p.curve]
@@ -175,19 +152,16 @@ def _curves(pts: Sequence[Point], out_dir: Path) -> list[Path]:
             ax.set_title(f"{cell}, {'X' if kind == 'x' else 'Y'}-noise, {size} examples", fontsize=9)
             ax.set_ylabel("accuracy", fontsize=8)
         row[0].legend(title="noise fraction", fontsize=7, title_fontsize=7)
-    for ax in axes[-1]:
+    for ax in rows[-1][1]:
         ax.set_xlabel("optimizer step (seed 0; solid: training set, dashed: clean held-out set)", fontsize=8)
-    return save_figure(fig, data, out_dir, "curves")
+    return common.save_figure(fig, data, out_dir, "curves")
 
 
-def _fitting_time(pts: Sequence[Point], out_dir: Path) -> list[Path]:
-    plt = pyplot()
-    cells = list(dict.fromkeys(p.cell for p in pts))
-    sizes = sorted({p.size for p in pts})
-    colors = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(len(sizes), 2, figsize=(11, 3.8 * len(sizes)), squeeze=False)
+def _fitting_time(pts: Sequence[NoiseRow], out_dir: Path) -> list[Path]:
+    cells = common.cells_of(pts)
+    fig, rows = common.panel_rows(sorted({p.size for p in pts}), 2, 11, 3.8)
     data: dict[str, Any] = {}
-    for row, size in zip(axes, sizes):
+    for size, row in rows:
         for i, cell in enumerate(cells):
             for kind, ls in (("x", "-"), ("y", "--")):
                 own = _series(pts, cell, kind, size)
@@ -195,8 +169,8 @@ def _fitting_time(pts: Sequence[Point], out_dir: Path) -> list[Path]:
                 steps = [p.steps("90%") for p in own]
                 test = [mean_std(p.test)[0] for p in own]
                 label = f"{cell}, {kind.upper()}-noise"
-                row[0].plot(fr, steps, marker="o", ms=3, ls=ls, color=colors(i % 10), label=label)
-                row[1].plot(fr, test, marker="o", ms=3, ls=ls, color=colors(i % 10), label=label)
+                row[0].plot(fr, steps, marker="o", ms=3, ls=ls, color=common.cell_color(i), label=label)
+                row[1].plot(fr, test, marker="o", ms=3, ls=ls, color=common.cell_color(i), label=label)
                 data[f"{cell}/{kind}/n{size}"] = {"fraction": fr, "steps_to_90pc": steps, "test_accuracy": test}
         reached = any(p.steps("90%") for p in pts if p.size == size)
         row[0].set(yscale="log" if reached else "linear", xlabel="noise fraction",
@@ -204,46 +178,18 @@ def _fitting_time(pts: Sequence[Point], out_dir: Path) -> list[Path]:
         row[1].set(xlabel="noise fraction", ylabel="held-out accuracy at the best fit",
                    title=f"Held-out accuracy, {size} examples")
         row[0].legend(fontsize=6, ncol=2)
-    return save_figure(fig, data, out_dir, "fitting_time")
+    return common.save_figure(fig, data, out_dir, "fitting_time")
 
 
-def _readme(pts: Sequence[Point], study: dict[str, Any]) -> str:
+def _readme(out_dir: Path, pts: Sequence[NoiseRow], study: dict[str, Any]) -> Path:
     sizes = sorted({p.size for p in pts})
     fractions = [f for f in sorted({p.fraction for p in pts}) if f > 0]
+    noised = [f"X {f:g}" for f in fractions] + [f"Y {f:g}" for f in fractions]
     stops = [s for p in pts for s in p.stops]
-    steps = study_steps(study)
-    lines = [
-        "# Structured data against noise",
-        "",
-        "*Generated by `memtasks study noise` from `results.jsonl` and `study.json`; do not edit.*",
-        "",
-        f"Each cell ({PARAMS} parameters) fits `{TASK}` ({SEQ_LEN} steps of real 4-vectors, 4 classes) with labels "
-        "from a seeded random RNN (`source=\"teacher\"`), and the same data with a fraction of the training inputs "
-        "replaced by noise (X-noise, Arpit et al.'s randX) or of the labels by uniform classes (Y-noise, randY). "
-        f"The held-out set ({N_TEST} examples) is always clean. Each point is the best of learning rates "
-        f"{', '.join(f'{x:g}' for x in LRS)} with at most {steps:,} steps ({stops.count('budget')} of {len(stops)} "
-        "runs stopped at that budget), mean over seeds.",
-        "",
-        "![curves](curves.png)",
-        "",
-        "![fitting time](fitting_time.png)",
-        "",
-        "*Top: training (solid) and held-out (dashed) accuracy against steps, seed 0. Below: steps to reach 90 % of "
-        "the achievable training accuracy, and the held-out accuracy at the best fit of the training set, against "
-        "the noise fraction (solid: X-noise, dashed: Y-noise).*",
-        "",
-        "## Steps to 90 % of the ceiling",
-        "",
-        "Mean over seeds; – where a seed never got there within the budget. The last two columns are the slowdown "
-        "at full noise against the clean data.",
-        "",
-    ]
+    steps_tables, accuracy_tables = [], []
     for size in sizes:
-        lines += [f"**{size} training examples**", "",
-                  "| cell | clean | " + " | ".join(f"X {f:g}" for f in fractions) + " | "
-                  + " | ".join(f"Y {f:g}" for f in fractions) + " | X 1 / clean | Y 1 / clean |",
-                  "|---|---|" + "---|" * (2 * len(fractions) + 2)]
-        for cell in dict.fromkeys(p.cell for p in pts):
+        steps_rows, accuracy_rows = [], []
+        for cell in common.cells_of(pts):
             at = {(p.kind, p.fraction): p for p in pts if p.cell == cell and p.size == size}
             clean = at.get(("clean", 0.0))
             base = clean.steps("90%") if clean else None
@@ -257,35 +203,32 @@ def _readme(pts: Sequence[Point], study: dict[str, Any]) -> str:
                 value = full.steps("90%") if full else None
                 ratios.append(fmt(value / base if value is not None and base else None) + "×"
                               if value is not None and base else "–")
-            lines.append(f"| {cell} | " + " | ".join(cols) + " | " + " | ".join(ratios) + " |")
-        lines.append("")
-    lines += ["## Held-out accuracy", "", "Held-out accuracy on the clean test set, mean over seeds: its peak "
-              "(the highest of the evaluations kept in `results.jsonl`), then at the best fit of the training "
-              "set. Where the first is higher, the cell learned what generalises first and then memorized the noise "
-              "at its expense.", ""]
-    for size in sizes:
-        lines += [f"**{size} training examples**", "",
-                  "| cell | clean | " + " | ".join(f"X {f:g}" for f in fractions) + " | "
-                  + " | ".join(f"Y {f:g}" for f in fractions) + " |",
-                  "|---|---|" + "---|" * (2 * len(fractions))]
-        for cell in dict.fromkeys(p.cell for p in pts):
-            at = {(p.kind, p.fraction): p for p in pts if p.cell == cell and p.size == size}
-            cols = [f"{fmt(mean_std(at[k].peak_test)[0])} → {fmt(mean_std(at[k].test)[0])}" if k in at else "–"
-                    for k in [("clean", 0.0)] + [(kind, f) for kind in ("x", "y") for f in fractions]]
-            lines.append(f"| {cell} | " + " | ".join(cols) + " |")
-        lines.append("")
-    lines += reproduce_lines("noise", "baselines/studies/noise", study)
-    return "\n".join(lines)
+            steps_rows.append(f"| {cell} | " + " | ".join(cols) + " | " + " | ".join(ratios) + " |")
+            accuracy = [f"{fmt(mean_std(at[k].peak_test)[0])} → {fmt(mean_std(at[k].test)[0])}" if k in at else "–"
+                        for k in [("clean", 0.0)] + [(kind, f) for kind in ("x", "y") for f in fractions]]
+            accuracy_rows.append(f"| {cell} | " + " | ".join(accuracy) + " |")
+        steps_tables.append(fill("noise-table", size=size, columns=" | ".join(noised + ["X 1 / clean", "Y 1 / clean"]),
+                                 rule="---|" * (len(noised) + 2), rows="\n".join(steps_rows)))
+        accuracy_tables.append(fill("noise-table", size=size, columns=" | ".join(noised), rule="---|" * len(noised),
+                                    rows="\n".join(accuracy_rows)))
+    return STUDY.write_readme(
+        out_dir, study, params=PARAMS, task=TASK, seq_len=SEQ_LEN, n_test=N_TEST, lrs=common.listed(common.LRS),
+        steps=f"{common.study_steps(study):,}", budget_stops=stops.count("budget"), runs=len(stops),
+        steps_tables=common.paragraphs(*steps_tables), accuracy_tables=common.paragraphs(*accuracy_tables))
 
 
 def summary_lines(results: Sequence[RunResult]) -> list[str]:
     """One line per cell and size: steps to 90 % on clean data and at full X- and Y-noise."""
     pts = points(results)
     out = []
-    for cell in dict.fromkeys(p.cell for p in pts):
+    for cell in common.cells_of(pts):
         for size in sorted({p.size for p in pts}):
             at = {(p.kind, p.fraction): p for p in pts if p.cell == cell and p.size == size}
             parts = [f"{name} {fmt(at[k].steps('90%'), 0) if k in at else '–'}"
                      for name, k in (("clean", ("clean", 0.0)), ("X 1", ("x", 1.0)), ("Y 1", ("y", 1.0)))]
             out.append(f"{cell:>12} n={size}: steps to 90%: " + ", ".join(parts))
     return out
+
+
+STUDY = register(Study("noise", configs, write_outputs, summary_lines, default_cells=DEFAULT_CELLS,
+                       keep_history=keep_history))

@@ -21,24 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from memtasks.fitting.result import RunResult
-from memtasks.studies.common import (
-    BUILTIN_CELLS,
-    StudyError,
-    check_scale,
-    fmt,
-    group_over_seeds,
-    mean_std,
-    pyplot,
-    reproduce_lines,
-    save_figure,
-    scaled_seeds,
-    scaled_steps,
-    study_steps,
-    sweep_name,
-    sweep_point,
-    trim_histories,
-    write_csv,
-)
+from memtasks.studies import common
+from memtasks.studies.common import fill, fmt, mean_std, write_csv
+from memtasks.studies.registry import Study, register
 
 TASK = "Seq2Vec-CatCat-v0"
 SEQ_LEN = 10
@@ -47,7 +32,6 @@ BUDGETS = (500, 2000)
 BITS = (0.5, 1.0, 2.0, 4.0)
 SEEDS = 2
 MAX_STEPS = 5000
-LRS = (0.003, 0.01, 0.03)
 N_TEST = 100
 REFERENCE = "mlp"
 #: Bits per parameter within this fraction of each other count as a tie (sets fitted whole differ by a few
@@ -63,36 +47,34 @@ CHECK_CELLS = ("rnn", "gru", "mlp")
 CHECK_FACTOR = 4
 
 
-def configs(cells: Sequence[str] = BUILTIN_CELLS, scale: float = 1.0) -> list[Any]:
+def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0) -> list[Any]:
     """The main sweep (cells × budgets × sizes × seeds, each point the best of the learning rates) and the budget
     check (a few cells at the largest budget and size with four times the steps)."""
     from memtasks.sweeps.config import SweepConfig
 
-    scale = check_scale(scale)
-    if not cells:
-        raise StudyError("the rnn-vs-mlp study needs at least one cell")
-    name = sweep_name("rnn-vs-mlp", cells, scale)
-    common = dict(tasks=[TASK], seq_len=[SEQ_LEN], embed_dim=16, search={"lr": list(LRS)},
+    size = STUDY.size(cells, scale)
+    shared = dict(tasks=[TASK], seq_len=[SEQ_LEN], embed_dim=16, search={"lr": list(common.LRS)},
                   task_kwargs={"out_classes": OUT_CLASSES, "n_test": N_TEST})
-    out = [SweepConfig(name=name, cells=list(cells), bits_per_param=list(BITS), params=list(BUDGETS),
-                       seeds=scaled_seeds(SEEDS, scale), protocol={"max_steps": scaled_steps(MAX_STEPS, scale)},
-                       **common)]  # type: ignore[arg-type]
+    out = [SweepConfig(name=size.name, cells=list(cells), bits_per_param=list(BITS), params=list(BUDGETS),
+                       seeds=size.seeds(SEEDS), protocol={"max_steps": size.steps(MAX_STEPS)},
+                       **shared)]  # type: ignore[arg-type]
     check = [c for c in cells if c in CHECK_CELLS]
     if check:
-        out.append(SweepConfig(name=f"{name}-check", cells=check, bits_per_param=[max(BITS)], params=[max(BUDGETS)],
-                               seeds=[0], protocol={"max_steps": scaled_steps(CHECK_FACTOR * MAX_STEPS, scale)},
-                               **common))  # type: ignore[arg-type]
+        out.append(SweepConfig(name=f"{size.name}-check", cells=check, bits_per_param=[max(BITS)],
+                               params=[max(BUDGETS)], seeds=[0],
+                               protocol={"max_steps": size.steps(CHECK_FACTOR * MAX_STEPS)},
+                               **shared))  # type: ignore[arg-type]
     return out
 
 
 def keep_history(results: Sequence[RunResult]) -> list[RunResult]:
     """Keep each run's training-accuracy curve (the figure's right panel), thinned."""
-    return trim_histories(results, lambda e: {"step": e["step"], "train": {"accuracy": e["train"]["accuracy"]}},
+    return common.trim_histories(results, lambda e: {"step": e["step"], "train": {"accuracy": e["train"]["accuracy"]}},
                           CURVE_POINTS)
 
 
 @dataclass(frozen=True)
-class Point:
+class FitRow:
     """One (cell, parameter budget, size): its seeds' bits per parameter and steps to 50 / 90 % of the ceiling."""
 
     cell: str
@@ -118,24 +100,25 @@ class Point:
         return None if any(v is None for v in values) else mean_std(values)[0]  # type: ignore[arg-type]
 
 
-def points(results: Sequence[RunResult]) -> list[Point]:
+def points(results: Sequence[RunResult]) -> list[FitRow]:
     """The runs grouped over seeds: cells in registry order, then budget and size."""
     def key(r: RunResult) -> tuple[Any, ...]:
-        p = sweep_point(r)
+        p = common.sweep_point(r)
         return (r.cell["name"], p["params"], p["bits_per_param"], r.protocol["max_steps"])
 
     out = []
-    for (cell, budget, size, steps), runs in group_over_seeds(results, key):
-        out.append(Point(cell, budget, size, steps, mean_std(r.cell["params_total"] for r in runs)[0],  # type: ignore[arg-type]
-                         runs[0].task["n_examples"], [r.best["bits_per_param"] for r in runs],  # type: ignore[index]
-                         [r.steps_to_ceiling.get("50%") for r in runs], [r.steps_to_ceiling.get("90%") for r in runs],
-                         [r.stop_reason for r in runs],
-                         [(e["step"], e["train"]["accuracy"]) for e in runs[0].history],
-                         runs[0].cell["hidden_size"]))
+    for (cell, budget, size, steps), runs in common.group_over_seeds(results, key):
+        out.append(FitRow(cell, budget, size, steps,
+                          mean_std(r.cell["params_total"] for r in runs)[0],  # type: ignore[arg-type]
+                          runs[0].task["n_examples"], [r.best["bits_per_param"] for r in runs],  # type: ignore[index]
+                          [r.steps_to_ceiling.get("50%") for r in runs], [r.steps_to_ceiling.get("90%") for r in runs],
+                          [r.stop_reason for r in runs],
+                          [(e["step"], e["train"]["accuracy"]) for e in runs[0].history],
+                          runs[0].cell["hidden_size"]))
     return out
 
 
-def comparisons(pts: Sequence[Point]) -> list[dict[str, Any]]:
+def comparisons(pts: Sequence[FitRow]) -> list[dict[str, Any]]:
     """Per recurrent cell, budget and size: its bits and steps against the MLP's at the same budget and size."""
     ref = {(p.budget, p.size): p for p in pts if p.cell == REFERENCE}
     rows = []
@@ -154,9 +137,7 @@ def comparisons(pts: Sequence[Point]) -> list[dict[str, Any]]:
 
 def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, Any]) -> list[Path]:
     """The tables, the figure (with its data) and the README."""
-    every = points(results)
-    if not every:
-        raise StudyError("no measured rnn-vs-mlp runs to analyse")
+    every = common.require(points(results), "measured rnn-vs-mlp runs")
     pts, check = split(every)
     rows = comparisons(pts)
     written = [
@@ -171,30 +152,24 @@ def write_outputs(results: Sequence[RunResult], out_dir: Path, study: dict[str, 
                   [[r["cell"], r["budget"], r["size"], r["bits_ratio"], r["steps90"], r["mlp_steps90"],
                     r["steps_ratio"]] for r in rows]),
     ]
-    written += _figure(pts, out_dir)
-    readme = out_dir / "README.md"
-    readme.write_text(_readme(pts, rows, check, study))
-    return written + [readme]
+    return written + _figure(pts, out_dir) + [_readme(out_dir, pts, rows, check, study)]
 
 
-def split(pts: Sequence[Point]) -> tuple[list[Point], list[Point]]:
+def split(pts: Sequence[FitRow]) -> tuple[list[FitRow], list[FitRow]]:
     """The main points (the smallest step budget) and the budget check's (with more steps)."""
     main = min(p.max_steps for p in pts)
     return [p for p in pts if p.max_steps == main], [p for p in pts if p.max_steps > main]
 
 
-def _figure(pts: Sequence[Point], out_dir: Path) -> list[Path]:
-    plt = pyplot()
-    colors = plt.get_cmap("tab10")
-    cells = list(dict.fromkeys(p.cell for p in pts))
-    budgets = sorted({p.budget for p in pts})
-    fig, axes = plt.subplots(len(budgets), 3, figsize=(15, 3.9 * len(budgets)), squeeze=False)
+def _figure(pts: Sequence[FitRow], out_dir: Path) -> list[Path]:
+    cells = common.cells_of(pts)
+    fig, rows = common.panel_rows(sorted({p.budget for p in pts}), 3, 15, 3.9)
     data: dict[str, Any] = {}
-    for row, budget in zip(axes, budgets):
+    for budget, row in rows:
         curve_size = sorted({p.size for p in pts if p.budget == budget})[len({p.size for p in pts}) // 2]
         for i, cell in enumerate(cells):
             own = sorted((p for p in pts if p.cell == cell and p.budget == budget), key=lambda p: p.size)
-            style = {"color": colors(i % 10), "lw": 2.5 if cell == REFERENCE else 1.2,
+            style = {"color": common.cell_color(i), "lw": 2.5 if cell == REFERENCE else 1.2,
                      "ls": "--" if cell == REFERENCE else "-"}
             sizes = [p.size for p in own]
             row[0].plot(sizes, [p.bpp for p in own], marker="o", ms=3, label=cell, **style)
@@ -216,101 +191,69 @@ def _figure(pts: Sequence[Point], out_dir: Path) -> list[Path]:
             ax.set_xticks(sorted({p.size for p in pts}), [f"{s:g}" for s in sorted({p.size for p in pts})])
             ax.minorticks_off()
         row[0].legend(fontsize=7, ncol=2)
-    return save_figure(fig, data, out_dir, "rnn_vs_mlp")
+    return common.save_figure(fig, data, out_dir, "rnn_vs_mlp")
 
 
-def _readme(pts: Sequence[Point], rows: Sequence[dict[str, Any]], check: Sequence[Point],
-            study: dict[str, Any]) -> str:
+def _readme(out_dir: Path, pts: Sequence[FitRow], rows: Sequence[dict[str, Any]], check: Sequence[FitRow],
+            study: dict[str, Any]) -> Path:
     budgets = sorted({p.budget for p in pts})
     sizes = sorted({p.size for p in pts})
     stops = [s for p in pts for s in p.stops]
-    lines = [
-        "# Recurrent cells against the causal MLP on random labels",
-        "",
-        "*Generated by `memtasks study rnn-vs-mlp` from `results.jsonl` and `study.json`; do not edit.*",
-        "",
-        f"Every cell fits random labels (`{TASK}`, {SEQ_LEN} symbols of 16, {OUT_CLASSES} classes) at "
-        f"{' and '.join(map(str, budgets))} total parameters, on training sets of {', '.join(f'{s:g}' for s in sizes)} "
-        f"bits of label information per parameter; each point is the best of learning rates "
-        f"{', '.join(f'{x:g}' for x in LRS)} with at most {study_steps(study):,} steps "
-        f"({stops.count('budget')} of {len(stops)} runs stopped at that budget). The `{REFERENCE}` sees the whole "
-        "prefix at once (causal, one hidden layer).",
-        "",
-        "![rnn vs mlp](rnn_vs_mlp.png)",
-        "",
-        "*Left: bits per parameter stored (mean over seeds). Middle: steps the selected trial took to reach 90 % of "
-        "the achievable training accuracy (missing where a seed never did). Right: training accuracy against steps "
-        f"at the middle size (seed 0). Dashed, thick: the `{REFERENCE}`.*",
-        "",
-        "## Each cell against the MLP",
-        "",
-        "Bits stored and steps to 90 % of the ceiling, as ratios to the MLP's at the same budget and size (bits "
-        "above 1: the cell stores more; steps below 1: it gets there first; – where either never got there).",
-        "",
-        "| cell | " + " | ".join(f"{b} p, {s:g} b/p" for b in budgets for s in sizes) + " |",
-        "|---|" + "---|" * (len(budgets) * len(sizes)),
-    ]
     by = {(r["cell"], r["budget"], r["size"]): r for r in rows}
+    ratio_rows = []
     for cell in dict.fromkeys(r["cell"] for r in rows):
-        cells = []
-        for b in budgets:
-            for s in sizes:
-                r = by.get((cell, b, s))
-                cells.append("–" if r is None else f"{fmt(r['bits_ratio'])} / {fmt(r['steps_ratio'])}")
-        lines.append(f"| {cell} | " + " | ".join(cells) + " |")
-    lines += ["", "*Each entry: bits ratio / steps ratio.*", "", "## The MLP's own figures", "",
-              "| budget | bits/param offered | bits/param stored | steps to 50 % | steps to 90 % | stops |",
-              "|---|---|---|---|---|---|"]
-    for p in pts:
-        if p.cell == REFERENCE:
-            lines.append(f"| {p.budget} | {p.size:g} | {fmt(p.bpp)} | {fmt(p.steps('50%'), 0)} | "
-                         f"{fmt(p.steps('90%'), 0)} | {' '.join(p.stops)} |")
-    more = [r for r in rows if r["more_bits"]]
-    faster = [r for r in rows if r["faster"]]
-    mlp_more = [r for r in rows if r["bits_ratio"] is not None and r["bits_ratio"] < 1 - TIE]
-    mlp_faster = [r for r in rows if r["steps_ratio"] is not None and r["steps_ratio"] > 1]
-    lines += ["", "## Where the order flips", ""]
-    if rows:
-        lines.append(f"A recurrent cell stores more than the MLP (by more than {TIE:.0%}: the budgets are met to "
-                     f"a few parameters) at {len(more)} of {len(rows)} (cell, budget, size) points, and reaches 90 % "
-                     f"of the ceiling first at {len(faster)} (where both reach it, or only "
-                     "the cell does).")
-        for name, chosen in ((f"the `{REFERENCE}` stores more", mlp_more),
-                             (f"the `{REFERENCE}` reaches 90 % first", mlp_faster)):
-            lines.append(f"- {name}: " + (", ".join(f"{r['cell']} ({r['budget']} p, {r['size']:g} b/p)"
-                                                     for r in chosen) or "nowhere"))
-    lines += ["", "## Hidden units at each budget", "",
-              "Equal parameters are not equal units: the causal MLP spends length × encoder width weights per "
-              "hidden unit.", "", "| cell | " + " | ".join(f"{b} parameters" for b in budgets) + " |",
-              "|---|" + "---|" * len(budgets)]
-    for cell in dict.fromkeys(p.cell for p in pts):
-        units = {p.budget: p.hidden for p in pts if p.cell == cell}
-        lines.append(f"| {cell} | " + " | ".join(str(units.get(b, "–")) for b in budgets) + " |")
-    lines += ["", "## Would more steps change it?", ""]
-    if check:
-        at = {(p.cell, p.budget, p.size): p for p in pts}
-        lines += [f"The budget check trains {', '.join(p.cell for p in check)} again at {check[0].budget} "
-                  f"parameters on {check[0].size:g} bits per parameter (seed 0) with {check[0].max_steps:,} steps "
-                  f"instead of {pts[0].max_steps:,}:", "",
-                  f"| cell | bits/param, {pts[0].max_steps:,} steps (seed 0) | bits/param, {check[0].max_steps:,} "
-                  "steps | gain | steps to 90 % | stop |", "|---|---|---|---|---|---|"]
-        for p in check:
-            q = at.get((p.cell, p.budget, p.size))
-            before = q.bits_per_param[0] if q else None
-            lines.append(f"| {p.cell} | {fmt(before)} | {fmt(p.bpp)} | "
-                         f"{fmt(p.bpp / before if before else None)}× | {fmt(p.steps('90%'), 0)} | {p.stops[0]} |")
-        pairs = [(p.cell, at[(p.cell, p.budget, p.size)].bits_per_param[0], p.bpp) for p in check
-                 if (p.cell, p.budget, p.size) in at]
-        same = [c for c, _, _ in sorted(pairs, key=lambda x: -x[1])] == [c for c, _, _ in sorted(pairs,
-                                                                                             key=lambda x: -x[2])]
-        lines += ["", "Where the gain is well above 1, the bits above at that size are set by the step budget: they "
-                  "are lower bounds, not capacities. The order of these cells there is "
-                  + ("the same with more steps." if same else "not the same with more steps: at that size the "
-                     "comparison is the budget's.")]
-    else:
-        lines.append("The budget check was not run.")
-    lines += reproduce_lines("rnn-vs-mlp", "baselines/studies/rnn-vs-mlp", study)
-    return "\n".join(lines)
+        entries = [by.get((cell, b, s)) for b in budgets for s in sizes]
+        ratio_rows.append(f"| {cell} | " + " | ".join("–" if r is None else f"{fmt(r['bits_ratio'])} / "
+                                                      f"{fmt(r['steps_ratio'])}" for r in entries) + " |")
+    units = {c: {p.budget: p.hidden for p in pts if p.cell == c} for c in common.cells_of(pts)}
+    return STUDY.write_readme(
+        out_dir, study, task=TASK, seq_len=SEQ_LEN, classes=OUT_CLASSES, budgets=" and ".join(map(str, budgets)),
+        sizes=common.listed(sizes), lrs=common.listed(common.LRS), steps=f"{common.study_steps(study):,}",
+        budget_stops=stops.count("budget"), runs=len(stops), reference=REFERENCE,
+        ratio_columns=" | ".join(f"{b} p, {s:g} b/p" for b in budgets for s in sizes),
+        ratio_rule="---|" * (len(budgets) * len(sizes)), ratio_rows="\n".join(ratio_rows),
+        reference_rows="\n".join(f"| {p.budget} | {p.size:g} | {fmt(p.bpp)} | {fmt(p.steps('50%'), 0)} | "
+                                 f"{fmt(p.steps('90%'), 0)} | {' '.join(p.stops)} |"
+                                 for p in pts if p.cell == REFERENCE),
+        flips=_flips(rows), unit_columns=" | ".join(f"{b} parameters" for b in budgets),
+        unit_rule="---|" * len(budgets),
+        unit_rows="\n".join(f"| {c} | " + " | ".join(str(u.get(b, "–")) for b in budgets) + " |"
+                            for c, u in units.items()),
+        check=_check_text(pts, check))
+
+
+def _flips(rows: Sequence[dict[str, Any]]) -> str:
+    """Where a recurrent cell beats the MLP, and where the MLP beats it ("" without comparisons)."""
+    if not rows:
+        return ""
+
+    def where(chosen: Sequence[dict[str, Any]]) -> str:
+        return ", ".join(f"{r['cell']} ({r['budget']} p, {r['size']:g} b/p)" for r in chosen) or "nowhere"
+
+    return fill("rnn-vs-mlp-flips", tie=f"{TIE:.0%}", more=sum(r["more_bits"] for r in rows), points=len(rows),
+                faster=sum(r["faster"] for r in rows), reference=REFERENCE,
+                reference_more=where([r for r in rows if r["bits_ratio"] is not None and r["bits_ratio"] < 1 - TIE]),
+                reference_faster=where([r for r in rows if r["steps_ratio"] is not None and r["steps_ratio"] > 1]))
+
+
+def _check_text(pts: Sequence[FitRow], check: Sequence[FitRow]) -> str:
+    """The budget check's table, and whether the cells keep their order with more steps."""
+    if not check:
+        return fill("no-check")
+    at = {(p.cell, p.budget, p.size): p for p in pts}
+    rows = []
+    for p in check:
+        q = at.get((p.cell, p.budget, p.size))
+        before = q.bits_per_param[0] if q else None
+        rows.append(f"| {p.cell} | {fmt(before)} | {fmt(p.bpp)} | {fmt(p.bpp / before if before else None)}× | "
+                    f"{fmt(p.steps('90%'), 0)} | {p.stops[0]} |")
+    pairs = [(p.cell, at[(p.cell, p.budget, p.size)].bits_per_param[0], p.bpp) for p in check
+             if (p.cell, p.budget, p.size) in at]
+    same = ([c for c, _, _ in sorted(pairs, key=lambda x: -x[1])]
+            == [c for c, _, _ in sorted(pairs, key=lambda x: -x[2])])
+    return fill("rnn-vs-mlp-check", cells=", ".join(p.cell for p in check), budget=check[0].budget,
+                size=f"{check[0].size:g}", long_steps=f"{check[0].max_steps:,}", steps=f"{pts[0].max_steps:,}",
+                rows="\n".join(rows), order=fill("rnn-vs-mlp-same-order" if same else "rnn-vs-mlp-other-order"))
 
 
 def summary_lines(results: Sequence[RunResult]) -> list[str]:
@@ -326,3 +269,6 @@ def summary_lines(results: Sequence[RunResult]) -> list[str]:
         out.append(f"{cell:>12}: bits/MLP median {statistics.median(bits) if bits else float('nan'):.2f}, "
                    f"steps to 90%/MLP median {statistics.median(steps) if steps else float('nan'):.2f}")
     return out
+
+
+STUDY = register(Study("rnn-vs-mlp", configs, write_outputs, summary_lines, keep_history=keep_history))

@@ -10,7 +10,6 @@ can reach past what a cell could store. Every point is measured as the best tria
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 import sys
@@ -20,7 +19,11 @@ from typing import Any
 
 import memtasks
 from memtasks.errors import MemtasksError
-from memtasks.fitting.protocol import DEFAULT_LRS, Protocol, ProtocolError, Search
+from memtasks.fitting.protocol import DEFAULT_BATCH_SIZE, DEFAULT_LRS, Protocol, ProtocolError, Search
+from memtasks.fitting.spec import MeasurementSpec, SpecError, make_task
+
+#: A sweep's grid point is one measurement spec.
+Point = MeasurementSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -199,7 +202,7 @@ class SweepConfig:
         is given), or the one a ``search`` table (``[search]`` merged with an override's) declares."""
         search = self.search if search is None else search
         lrs = search.get("lr", list(DEFAULT_LRS))
-        sizes = search.get("batch_size", [Protocol.batch_size])
+        sizes = search.get("batch_size", [DEFAULT_BATCH_SIZE])
         return Search(lrs=tuple(lrs) if isinstance(lrs, list) else (lrs,),
                       batch_sizes=tuple(sizes) if isinstance(sizes, list) else (sizes,),
                       prune=search.get("prune", True), inits=search.get("inits", 1))
@@ -230,7 +233,7 @@ class SweepConfig:
                              bits_per_param=float(size) if unit == "bits" else None, seq_len=t, seed=seed,
                              params=budget if kind == "params" else None, hidden=budget if kind == "hidden" else None,
                              embed_dim=self.embed_dim, task_kwargs={**self.task_kwargs, **self.per_task.get(task, {})},
-                             protocol=protocol, search=self.search_spec(search).to_dict(),
+                             protocol=Protocol.from_dict(protocol), search=self.search_spec(search),
                              cell_kwargs=dict(self.cell_kwargs.get(cell, {})), save_model=self.save_models,
                              data_seed=self.data_seed))
         return out
@@ -244,88 +247,27 @@ class SweepConfig:
         for cell in self.cells:
             cell_spec(cell)
         try:
-            Protocol(**self.protocol)
-        except TypeError as exc:
-            raise SweepError(f"[protocol]: {exc}; valid keys: {', '.join(PROTOCOL_KEYS)}") from None
+            Protocol.from_dict(self.protocol, "[protocol]")
+        except ProtocolError as exc:
+            raise SweepError(str(exc)) from None
         for i, override in enumerate(self.overrides, 1):
             try:
-                Protocol(**{**self.protocol, **override.get("protocol", {})})
+                Protocol.from_dict({**self.protocol, **override.get("protocol", {})})
             except ProtocolError as exc:
                 raise SweepError(f"[[overrides]] #{i} protocol: {exc}") from None
         real_targets = set()
         for task, n, t in itertools.product(self.tasks, self.n_examples or [1], self.seq_len):
             kw = {**self.task_kwargs, **self.per_task.get(task, {})}
-            if make_task(task, n, t, **kw).layout.y_type != "cat":  # lazy: checks kwargs, draws nothing
-                real_targets.add(task)
+            try:
+                if make_task(task, n, t, **kw).layout.y_type != "cat":  # lazy: checks kwargs, draws nothing
+                    real_targets.add(task)
+            except SpecError as exc:
+                raise SweepError(str(exc)) from None
         points = self.points()
         if not points:
             raise SweepError("the grid is empty")
-        recording = sorted({p.task for p in points if p.protocol.get("record_examples")} & real_targets)
+        recording = sorted({p.task for p in points if p.protocol.record_examples} & real_targets)
         if recording:
             raise SweepError(f"record_examples needs categorical targets (an example is fitted when every scored "
                              f"target is right); {', '.join(recording)} has real targets")
         return points
-
-
-def make_task(task_id: str, n_examples: int, seq_len: int, **kwargs: Any) -> Any:
-    """Build a grid point's task. A task whose length is fixed (real data such as ``SeqDigits-v0``) takes no
-    ``seq_len``: the grid's must then equal its length."""
-    params = memtasks.spec(task_id).params()
-    if params is None or "seq_len" in params:
-        return memtasks.make(task_id, n_examples=n_examples, seq_len=seq_len, **kwargs)
-    task = memtasks.make(task_id, n_examples=n_examples, **kwargs)
-    length = task.layout.seq_len
-    if length != seq_len:
-        raise SweepError(f"{task_id} has a fixed length of {length} steps; set seq_len = [{length}]")
-    return task
-
-
-@dataclass(frozen=True)
-class Point:
-    """One grid point: everything needed to reproduce its run, in any process."""
-
-    task: str
-    cell: str
-    n_examples: int | None
-    bits_per_param: float | None
-    seq_len: int
-    seed: int
-    params: int | None
-    hidden: int | None
-    embed_dim: int
-    task_kwargs: dict[str, Any]
-    protocol: dict[str, Any]
-    search: dict[str, Any]
-    cell_kwargs: dict[str, Any]
-    save_model: bool = False
-    data_seed: int | None = None
-
-    @property
-    def stem(self) -> str:
-        """The result file's name without ``.json``: readable and unique within the sweep."""
-        budget = f"p{self.params}" if self.params is not None else f"h{self.hidden}"
-        size = f"n{self.n_examples}" if self.n_examples is not None else f"b{self.bits_per_param:.15g}"
-        parts = [self.task, self.cell, size, f"T{self.seq_len}", budget, f"seed{self.seed}"]
-        return "_".join(re.sub(r"[^\w.-]+", "-", p) for p in parts)
-
-    @property
-    def shape(self) -> tuple[Any, ...]:
-        """Points of one shape train their search trials together, in one job."""
-        return (self.task, self.cell, self.seq_len, self.params, self.hidden, self.embed_dim,
-                json.dumps([self.task_kwargs, self.protocol, self.cell_kwargs, self.search], sort_keys=True))
-
-    def search_spec(self) -> Search:
-        """The search that measures this point."""
-        s = self.search
-        return Search(lrs=tuple(s["lrs"]), batch_sizes=tuple(s["batch_sizes"]), prune=s.get("prune", True),
-                      inits=s.get("inits", 1))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``save_model`` only when true and ``data_seed`` only when set, so the records of other
-        sweeps read as before)."""
-        d = asdict(self)
-        if not self.save_model:
-            del d["save_model"]
-        if self.data_seed is None:
-            del d["data_seed"]
-        return d

@@ -13,9 +13,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
 
-from memtasks.fitting.cost import worst_case_seconds
+from memtasks.fitting.cost import specs_seconds
 from memtasks.sweeps.config import Point
-from memtasks.sweeps.point import Outcome, run_group
+from memtasks.sweeps.point import Outcome, run_group, run_group_dicts
 
 
 def _init_worker(threads: int, parent_pid: int | None = None) -> None:
@@ -33,7 +33,7 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
 
 def group_cost(group: list[Point]) -> float:
     """A group's worst-case seconds: every trial of every point's search to its step budget."""
-    return sum(worst_case_seconds(p, len(p.search_spec()), max(p.search_spec().batch_sizes)) for p in group)
+    return sum(specs_seconds(group))
 
 
 def run_local(groups: list[list[Point]], workers: int, threads: int, device: str, write_to: str
@@ -43,7 +43,7 @@ def run_local(groups: list[list[Point]], workers: int, threads: int, device: str
     if workers == 1:
         _init_worker(threads)
         for group in groups:
-            yield from run_group([p.to_dict() for p in group], device, write_to)
+            yield from run_group(group, device, write_to)
         return
     # spawn: a clean interpreter per worker (fork after torch has started threads is unsafe).
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
@@ -52,7 +52,7 @@ def run_local(groups: list[list[Point]], workers: int, threads: int, device: str
     try:
         # Costliest groups first (by their worst case), so the last jobs to start are short ones.
         order = sorted(groups, key=group_cost, reverse=True)
-        futures = {pool.submit(run_group, [p.to_dict() for p in g], device, write_to): g for g in order}
+        futures = {pool.submit(run_group_dicts, [p.to_dict() for p in g], device, write_to): g for g in order}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

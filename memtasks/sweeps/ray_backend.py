@@ -3,7 +3,7 @@
 ``address=None`` starts a local Ray instance with ``workers`` CPUs; ``"auto"`` joins the cluster this
 machine belongs to; ``"host:port"`` or ``"ray://host:port"`` connects to a running cluster, which is
 contacted before any work starts so an unreachable address is one clear error. Workers run
-:func:`memtasks.sweeps.point.run_point` and return results to this process, which writes them, so the runs folder
+:func:`memtasks.sweeps.point.run_group_dicts` and return results to this process, which writes them, so the runs folder
 needs to exist only here. Results are the same as the local backend's: each point is a pure function of
 its settings on CPU.
 """
@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from memtasks.sweeps.config import Point, SweepError
-from memtasks.sweeps.point import Outcome, run_group
+from memtasks.sweeps.point import Outcome, run_group_dicts
 
 
 def _remote_run(points: list[dict[str, Any]], device: str, threads: int) -> list[Outcome]:
     torch.set_num_threads(threads)
-    return run_group(points, device)
+    return run_group_dicts(points, device)
 
 
 def _check_reachable(address: str) -> None:

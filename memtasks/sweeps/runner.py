@@ -27,7 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from memtasks.fitting.protocol import Protocol
+from memtasks.fitting.protocol import check_device
 from memtasks.fitting.result import ResultWriteError
 from memtasks.sweeps.config import Point, SweepConfig, SweepError
 from memtasks.sweeps.folder import SweepFolder
@@ -79,7 +79,7 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
     started = time.perf_counter()
     console = console or Console(stderr=True, highlight=False)
     points = config.validate()
-    Protocol(device=device)
+    check_device(device)
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1 or threads < 1:
         raise SweepError(f"workers and threads must be positive integers, got {workers} and {threads}")
@@ -89,8 +89,8 @@ def run_sweep(config: SweepConfig, root: str | Path = "runs", *, backend: str = 
     unfinished = folder.plan(points).todo if folder.path.is_dir() else points
     hours = estimate_hours(unfinished, workers)
     if hours > LIMIT_HOURS and not yes:
-        fits = sum(len(p.search_spec()) for p in unfinished)
-        steps = max(int(p.protocol.get("max_steps", Protocol.max_steps)) for p in unfinished)
+        fits = sum(len(p.search) for p in unfinished)
+        steps = max(p.protocol.max_steps for p in unfinished)
         raise SweepError(f"this sweep is {fits:,} model fits of up to {steps:,} steps, at worst about "
                          f"{hours:,.1f} h on this machine "
                          f"({workers} worker{'s' * (workers != 1)}); use --yes or a smaller grid")

@@ -143,11 +143,11 @@ def test_a_plateau_lasts_at_least_plateau_steps():
 
 
 def test_the_automatic_evaluation_interval_bounds_its_cost():
-    p = Protocol(batch_size=64)
-    assert p.eval_interval(8) == 10  # tiny sets: at least every 10 steps
-    assert p.eval_interval(640) == math.ceil(10 * 10 / 3)  # 10 batches per pass: ~1/10 of the time
-    assert p.eval_interval(10**6) == 500
-    assert Protocol(eval_every=7).eval_interval(10**6) == 7
+    p = Protocol()
+    assert p.eval_interval(8, 64) == 10  # tiny sets: at least every 10 steps
+    assert p.eval_interval(640, 64) == math.ceil(10 * 10 / 3)  # 10 batches per pass: ~1/10 of the time
+    assert p.eval_interval(10**6, 64) == 500
+    assert Protocol(eval_every=7).eval_interval(10**6, 64) == 7
 
 
 def test_selection_takes_the_best_fit_then_the_fewest_steps_then_the_smaller_rate():
@@ -191,9 +191,10 @@ def test_a_search_over_initialisations_repeats_each_trial_from_other_seeds():
     with pytest.raises(ProtocolError, match="search inits must be a positive integer, got 0"):
         Search(inits=0)
     task = memtasks.make("Seq2Vec-CatCat-v0", seq_len=4, n_examples=24, n_test=0)
-    proto = Protocol(max_steps=30, eval_every=10, patience=50, seed=3)
-    both = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,), inits=2, prune=False))
-    alone = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,)))
+    proto = Protocol(max_steps=30, eval_every=10, patience=50)
+    both = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,), inits=2, prune=False),
+                        seed=3)
+    alone = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,)), seed=3)
     assert [t["seed"] for t in both.trials] == [3, init_seed(3, 1)] and alone.trials[0]["seed"] == 3
     # the first initialisation is the one-initialisation search's trial; the second starts elsewhere
     assert both.trials[0]["best"]["train"]["loss"] == pytest.approx(alone.trials[0]["best"]["train"]["loss"], rel=1e-4)

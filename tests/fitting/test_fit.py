@@ -16,10 +16,11 @@ from memtasks.fitting.protocol import Protocol, ProtocolError, Search
 from memtasks.fitting.result import ResultFormatError, ResultWriteError, RunResult
 from memtasks.fitting.trainer import fit, fit_model
 from memtasks.models.registry import CellError
-from memtasks.models.sequence_model import MetricSums, SequenceModel, hidden_for_params
+from memtasks.fitting.evaluate import MetricSums
+from memtasks.models.sequence_model import SequenceModel, hidden_for_params
 
-FAST = Protocol(lr=1e-2, batch_size=32, max_steps=3000, eval_every=10, patience=50)
-ONE = Search.single(FAST)  # one trial: most tests check the protocol, not the search
+FAST = Protocol(max_steps=3000, eval_every=10, patience=50)
+ONE = Search(lrs=(1e-2,), batch_sizes=(32,))  # one trial: most tests check the protocol, not the search
 
 
 def tiny(task_id: str, **kw: object) -> memtasks.Task:
@@ -88,11 +89,10 @@ def test_metric_sums_give_bits_at_known_points():
 def test_budget_and_plateau_stops():
     task = tiny("Seq2Vec-CatCat-v0", n_examples=200, seq_len=8)
     proto = Protocol(max_steps=30, eval_every=10, patience=50)
-    budget = fit(task, "rnn", hidden=4, protocol=proto, search=Search.single(proto))
+    budget = fit(task, "rnn", hidden=4, protocol=proto, search=Search(lrs=(3e-3,)))
     assert (budget.status, budget.stop_reason, budget.steps, budget.evaluations) == ("completed", "budget", 30, 3)
-    proto = Protocol(lr=1e-9, max_steps=10_000, eval_every=5, patience=3, plateau_steps=1, max_decays=2,
-                     decay=0.5)
-    plateau = fit(task, "rnn", hidden=4, protocol=proto, search=Search.single(proto))
+    proto = Protocol(max_steps=10_000, eval_every=5, patience=3, plateau_steps=1, max_decays=2, decay=0.5)
+    plateau = fit(task, "rnn", hidden=4, protocol=proto, search=Search(lrs=(1e-9,)))
     assert (plateau.status, plateau.stop_reason) == ("completed", "plateau")
     # evaluation 1 sets the best; 3 without improvement decay the rate, twice; 3 more after the last stop it
     assert plateau.evaluations == 10 and plateau.steps == 50
@@ -108,12 +108,11 @@ def test_divergence_is_recorded_not_raised():
 
 def test_runs_repeat_exactly_with_the_same_seed():
     task = tiny("NextStep-CatReal-v0")
-    proto = Protocol(lr=5e-3, batch_size=16, max_steps=40, eval_every=10, patience=10, seed=3)
-    one = Search.single(proto)
-    a = fit(task, "gru", hidden=8, protocol=proto, search=one)
-    b = fit(task, "gru", hidden=8, protocol=proto, search=one)
-    c = fit(task, "gru", hidden=8, protocol=Protocol(lr=5e-3, batch_size=16, max_steps=40, eval_every=10, seed=4),
-            search=one)
+    proto = Protocol(max_steps=40, eval_every=10, patience=10)
+    one = Search(lrs=(5e-3,), batch_sizes=(16,))
+    a = fit(task, "gru", hidden=8, protocol=proto, search=one, seed=3)
+    b = fit(task, "gru", hidden=8, protocol=proto, search=one, seed=3)
+    c = fit(task, "gru", hidden=8, protocol=proto, search=one, seed=4)
     strip = lambda r: [{k: v for k, v in e.items() if k != "time_s"} for e in r.history]  # noqa: E731
     assert strip(a) == strip(b)
     assert strip(a) != strip(c)
@@ -123,8 +122,8 @@ def test_runs_repeat_exactly_with_the_same_seed():
                                   "tests.plugin_cells:elman"])
 def test_every_cell_kind_runs_end_to_end(cell):
     task = tiny("NextStep-CatCat-v0")
-    proto = Protocol(lr=1e-2, batch_size=16, max_steps=90, eval_every=3, patience=30)
-    result = fit(task, cell, hidden=16, protocol=proto, search=Search.single(proto))
+    proto = Protocol(max_steps=90, eval_every=3, patience=30)
+    result = fit(task, cell, hidden=16, protocol=proto, search=Search(lrs=(1e-2,), batch_sizes=(16,)))
     assert result.status == "completed"
     assert result.cell["name"] == cell
     history = [e["train"]["accuracy"] for e in result.history]
@@ -154,23 +153,41 @@ def test_params_budget_picks_the_closest_hidden_size():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"lr": 0.0}, "learning rate must be a positive number"),
-    ({"lr": -1e-3}, "learning rate"),
-    ({"batch_size": 0}, "batch_size must be a positive integer"),
     ({"max_steps": 0}, "max_steps"),
     ({"decay": 1.0}, "decay must be a factor in"),
     ({"eval_every": -1}, "eval_every"),
-    ({"device": "tpu"}, "unknown device 'tpu'"),
+    ({"lr": 0.01}, r"Protocol takes no lr: lr belongs to the Search \(Search\(lrs=...\)\)"),
+    ({"batch_size": 16}, "batch_size belongs to the Search"),
+    ({"seed": 1, "device": "cpu"}, r"takes no device, seed: device belongs to the run .*; seed belongs to"),
 ])
 def test_bad_protocol_settings_are_refused(kwargs, match):
     with pytest.raises(ProtocolError, match=match):
         Protocol(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lrs": (0.0,)}, "search learning rate must be a positive number"),
+    ({"lrs": (-1e-3,)}, "learning rate"),
+    ({"batch_sizes": (0,)}, "search batch size must be a positive integer"),
+])
+def test_bad_search_settings_are_refused(kwargs, match):
+    with pytest.raises(ProtocolError, match=match):
+        Search(**kwargs)
+
+
+def test_a_protocol_never_carries_a_learning_rate_that_is_not_trained():
+    """The learning rate is the search's alone: the one given is the one trained (no list of defaults instead)."""
+    result = fit(tiny("Seq2Vec-CatCat-v0"), "gru", hidden=4, protocol=Protocol(max_steps=2, eval_every=1),
+                 search=Search(lrs=(0.01,)))
+    assert [t["lr"] for t in result.trials] == [0.01] and result.protocol["lr"] == 0.01
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_gpu_request_without_gpu_is_refused():
     with pytest.raises(ProtocolError, match="no CUDA GPU is available"):
-        Protocol(device="cuda")
+        fit(tiny("Seq2Vec-CatCat-v0"), "gru", hidden=4, protocol=Protocol(max_steps=1), device="cuda")
+    with pytest.raises(ProtocolError, match="unknown device 'tpu'"):
+        fit(tiny("Seq2Vec-CatCat-v0"), "gru", hidden=4, protocol=Protocol(max_steps=1), device="tpu")
 
 
 def test_result_file_round_trips_and_rejects_bad_files(tmp_path):
@@ -214,8 +231,9 @@ def test_saved_weights_reproduce_the_best_evaluation(tmp_path):
 
     task = tiny("Seq2Vec-CatCat-v0")
     path = tmp_path / "m.safetensors"
-    proto = Protocol(batch_size=16, max_steps=60, eval_every=10)
-    result = fit(task, "lstm", hidden=16, protocol=proto, search=Search(lrs=(3e-3, 1e-2)), model_path=path)
+    proto = Protocol(max_steps=60, eval_every=10)
+    result = fit(task, "lstm", hidden=16, protocol=proto, search=Search(lrs=(3e-3, 1e-2), batch_sizes=(16,)),
+                 model_path=path)
     assert result.model_file == "m.safetensors"
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()

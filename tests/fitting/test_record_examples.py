@@ -33,7 +33,7 @@ def test_packing_round_trips_any_length():
 @pytest.mark.parametrize("task", ["NextStep-CatCat-v0", "Seq2Vec-RealCat-v0"])
 def test_the_recorded_examples_are_those_the_saved_model_fits(task, tmp_path):
     config = _config(task, save_models=True)
-    (outcome,) = run_group([p.to_dict() for p in config.validate()], write_to=str(tmp_path))
+    (outcome,) = run_group(config.validate(), write_to=str(tmp_path))
     result = outcome.result
     assert outcome.error is None and result["protocol"]["record_examples"] is True
     n = result["task"]["n_examples"]
@@ -56,7 +56,7 @@ def test_record_examples_needs_categorical_targets():
     config = _config("Seq2Vec-CatReal-v0")
     with pytest.raises(SweepError, match="record_examples needs categorical targets.*Seq2Vec-CatReal-v0"):
         config.validate()  # before any work
-    (outcome,) = run_group([p.to_dict() for p in config.points()])  # and the engine refuses it too
+    (outcome,) = run_group(config.points())  # and the engine refuses it too
     assert "record_examples needs categorical targets" in outcome.error
     with pytest.raises(ProtocolError, match="record_examples must be true or false"):
         Protocol(record_examples="yes")
@@ -67,7 +67,7 @@ def test_a_data_seed_fixes_the_data_while_the_seeds_vary_the_training(tmp_path):
     config = _config("Seq2Vec-RealCat-v0", seeds=[0, 1], data_seed=3, protocol={"max_steps": 20})
     points = config.validate()
     assert [p.to_dict()["data_seed"] for p in points] == [3, 3]
-    first, second = (o.result for o in run_group([p.to_dict() for p in points]))
+    first, second = (o.result for o in run_group(points))
     assert first["task"]["fingerprint"] == second["task"]["fingerprint"] == \
         memtasks.make("Seq2Vec-RealCat-v0", n_examples=40, seq_len=5, n_test=10, seed=3).train.fingerprint
     assert first["history"][-1]["train"]["loss"] != second["history"][-1]["train"]["loss"]

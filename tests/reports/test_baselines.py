@@ -28,8 +28,8 @@ def test_committed_tables_regenerate_from_the_committed_results(config, tmp_path
     assert sorted(Point(**r.extra["sweep_point"]).stem for r in runs) == sorted(points)
     for r in runs:
         point = points[Point(**r.extra["sweep_point"]).stem]
-        assert r.search == point.search and len(r.trials) == len(point.search_spec())
-        assert r.protocol["max_steps"] == point.protocol.get("max_steps")
+        assert r.search == point.search.to_dict() and len(r.trials) == len(point.search)
+        assert r.protocol["max_steps"] == point.protocol.max_steps
     groups = aggregate(runs)
     rows = frontier(groups)
     readme = (folder / "README.md").read_text()

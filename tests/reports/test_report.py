@@ -84,9 +84,9 @@ LR = 0.002
 @pytest.fixture(scope="module")
 def base_runs() -> dict[str, RunResult]:
     """One real ten-step run per setting (one trial): the schema comes from the harness, not from this file."""
-    proto = memtasks.Protocol(lr=LR, max_steps=10, eval_every=5)
+    proto = memtasks.Protocol(max_steps=10, eval_every=5)
     return {t: memtasks.fit(memtasks.make(t, seq_len=4, n_examples=16, n_test=4), "rnn", hidden=4, protocol=proto,
-                            search=Search.single(proto)) for t in (CAT, REAL)}
+                            search=Search(lrs=(LR,))) for t in (CAT, REAL)}
 
 
 @pytest.fixture(scope="module")

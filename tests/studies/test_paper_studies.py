@@ -116,7 +116,7 @@ def test_histories_are_trimmed_and_thinned_to_what_a_study_plots():
 
 def test_rnn_vs_mlp_ratios_and_flips():
     def point(cell, bits, steps90):
-        return rnn_vs_mlp.Point(cell, 500, 1.0, 5000, 500.0, 100, [bits], [1], [steps90], ["ceiling"], [])
+        return rnn_vs_mlp.FitRow(cell, 500, 1.0, 5000, 500.0, 100, [bits], [1], [steps90], ["ceiling"], [])
     rows = rnn_vs_mlp.comparisons([point("mlp", 2.0, 400), point("gru", 1.0, 800), point("rnn", 3.0, None)])
     gru, rnn = rows
     assert gru["bits_ratio"] == 0.5 and gru["steps_ratio"] == 2.0 and not gru["more_bits"] and not gru["faster"]

@@ -21,7 +21,7 @@ from memtasks.fitting.result import RunResult
 from memtasks.reports import export_jsonl
 from memtasks.sweeps.config import SweepConfig, SweepError
 from memtasks.sweeps.folder import SweepFolder
-from memtasks.sweeps.point import measurement
+from memtasks.fitting.spec import resolve
 from memtasks.sweeps.runner import LIMIT_HOURS, estimate_hours, group_points, run_sweep
 from tests.helpers import ROOT, assert_bad_input
 
@@ -47,8 +47,8 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     assert points[0].stem == "Seq2Vec-CatCat-v0_rnn_n12_T3_h4_seed0"
     assert points[1].seed == 1 and points[2].n_examples == 24 and points[4].cell == "gru"
     assert points[8].task == "NextStep-RealCat-v0"
-    assert all(p.search == {"lrs": [0.01, 0.002], "batch_sizes": [64], "prune": True} for p in points)
-    assert all(p.protocol == PROTOCOL and p.bits_per_param is None for p in points)
+    assert all(p.search.to_dict() == {"lrs": [0.01, 0.002], "batch_sizes": [64], "prune": True} for p in points)
+    assert all(p.protocol.changed() == PROTOCOL and p.bits_per_param is None for p in points)
     assert all(p.task_kwargs == {"n_test": 4} for p in points)
     assert config(tasks="all").tasks[:2] == ["NextStep-CatCat-v0", "NextStep-CatReal-v0"]
     per = config(per_task={"Seq2Vec-CatCat-v0": {"in_vocab": 8}}).points()
@@ -98,17 +98,17 @@ def test_bad_configs_are_refused_before_any_work(changes, match):
 def test_a_config_without_a_search_measures_the_default_learning_rate_grid():
     cfg = SweepConfig.from_dict({k: v for k, v in BASE.items() if k != "search"})
     assert cfg.search_spec().lrs == DEFAULT_LRS and cfg.search_spec().batch_sizes == (64,)
-    assert cfg.points()[0].search == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64], "prune": True}
+    assert cfg.points()[0].search.to_dict() == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64], "prune": True}
     scalar = config(search={"lr": 0.01, "batch_size": 8})  # one value without a list
-    assert scalar.points()[0].search == {"lrs": [0.01], "batch_sizes": [8], "prune": True}
+    assert scalar.points()[0].search.to_dict() == {"lrs": [0.01], "batch_sizes": [8], "prune": True}
 
 
 def test_a_search_over_initialisations_reaches_each_points_measurement():
     cfg = config(search={"lr": [0.01, 0.03], "inits": 3, "prune": False})
     point = cfg.points()[0]
-    assert point.search == {"lrs": [0.01, 0.03], "batch_sizes": [64], "prune": False, "inits": 3}
-    m = measurement(point, "cpu")
-    assert (len(m.search), m.search.inits, m.search.prune) == (6, 3, False)
+    assert point.search.to_dict() == {"lrs": [0.01, 0.03], "batch_sizes": [64], "prune": False, "inits": 3}
+    m = resolve(point)
+    assert (len(m.spec.search), m.spec.search.inits, m.spec.search.prune) == (6, 3, False)
 
 
 def test_overrides_widen_the_search_and_budget_of_the_points_they_select():
@@ -117,12 +117,13 @@ def test_overrides_widen_the_search_and_budget_of_the_points_they_select():
     cfg = config(overrides=[wide, later])
     by_stem = {p.stem: p for p in cfg.points()}
     small, large = by_stem["Seq2Vec-CatCat-v0_rnn_n12_T3_h4_seed0"], by_stem["Seq2Vec-CatCat-v0_rnn_n24_T3_h4_seed0"]
-    assert small.search == {"lrs": [0.003, 0.01], "batch_sizes": [64], "prune": True, "inits": 3}
-    assert small.protocol == {**PROTOCOL, "max_steps": 40}
-    assert large.search == {"lrs": [0.01], "batch_sizes": [64], "prune": True} and large.protocol == PROTOCOL
-    assert by_stem["Seq2Vec-CatCat-v0_gru_n12_T3_h4_seed1"].protocol["max_steps"] == 50
-    assert by_stem["Seq2Vec-CatCat-v0_gru_n24_T3_h4_seed1"].protocol["max_steps"] == 10
-    assert len(measurement(small, "cpu").search) == 6 and measurement(small, "cpu").protocol.max_steps == 40
+    assert small.search.to_dict() == {"lrs": [0.003, 0.01], "batch_sizes": [64], "prune": True, "inits": 3}
+    assert small.protocol.changed() == {**PROTOCOL, "max_steps": 40}
+    assert large.search.to_dict() == {"lrs": [0.01], "batch_sizes": [64], "prune": True}
+    assert large.protocol.changed() == PROTOCOL
+    assert by_stem["Seq2Vec-CatCat-v0_gru_n12_T3_h4_seed1"].protocol.max_steps == 50
+    assert by_stem["Seq2Vec-CatCat-v0_gru_n24_T3_h4_seed1"].protocol.max_steps == 10
+    assert len(small.search) == 6 and resolve(small).spec.protocol.max_steps == 40
     # points with other settings train in their own job, and the worst case counts each point's own search
     assert len(group_points(cfg.points())) == 2 * len(group_points(config().points()))
     assert estimate_hours([small], 1) == pytest.approx(4 * 6 * estimate_hours([large], 1))
@@ -136,10 +137,10 @@ def test_config_errors_found_by_validation(tmp_path):
         sweep(config(cells=["lstn"]), tmp_path)
     with pytest.raises(Exception, match="in_vocab"):
         sweep(config(task_kwargs={"in_vocab": 1}), tmp_path)
-    with pytest.raises(SweepError, match=r"\[protocol\].*unexpected keyword"):
+    with pytest.raises(SweepError, match=r"\[protocol\] has unknown keys epochs; valid: max_steps, eval_every"):
         sweep(config(protocol={"epochs": 3}), tmp_path)
     # the old epoch budget is refused, naming the step budget that replaced it
-    with pytest.raises(SweepError, match=r"\[protocol\].*'max_epochs'.*valid keys: max_steps, eval_every"):
+    with pytest.raises(SweepError, match=r"\[protocol\] has unknown keys max_epochs; valid: max_steps, eval_every"):
         sweep(config(protocol={"max_epochs": 2}), tmp_path)
     with pytest.raises(Exception, match="max_steps must be a positive integer"):
         sweep(config(protocol={"max_steps": 0}), tmp_path)
@@ -450,7 +451,7 @@ def test_a_sweep_trains_the_trials_of_one_group_together(tmp_path):
     assert (summary.ran, summary.failed) == (8, [])
     results = {p.stem: RunResult.load(tmp_path / "t" / f"{p.stem}.json") for p in cfg.points()}
     for group in group_points(cfg.points()):
-        trials = sum(len(p.search["lrs"]) * len(p.search["batch_sizes"]) for p in group)
+        trials = sum(len(p.search) for p in group)
         assert trials == 8
         for p in group:
             r = results[p.stem]
@@ -542,6 +543,6 @@ def test_weights_come_back_from_a_worker_that_writes_nothing(tmp_path):
     from memtasks.sweeps.point import run_group
 
     cfg = config(cells=["gru"], n_examples=[12], seeds=[0], save_models=True)
-    (outcome,) = run_group([p.to_dict() for p in cfg.points()])
+    (outcome,) = run_group(cfg.points())
     assert outcome.error is None and not outcome.written
     assert outcome.weights is not None and outcome.weights[8:9] == b"{"  # a safetensors header
