@@ -23,7 +23,7 @@ import click
 from rich.markup import escape
 
 from memtasks.cli.cells import cells_cmd
-from memtasks.cli.common import BadInput, Failure, err
+from memtasks.cli.common import BadInput, Failure, ascii_numbers, err
 from memtasks.cli.leaderboard import leaderboard_group, submit_cmd, suite_group
 from memtasks.cli.run import run_cmd
 from memtasks.cli.studies import study_group
@@ -77,3 +77,4 @@ def _search_current_folder() -> None:
 for _command in (list_cmd, show_cmd, generate_cmd, cells_cmd, run_cmd, sweep_cmd, report_cmd, study_group,
                  suite_group, submit_cmd, leaderboard_group):
     main.add_command(_command)
+ascii_numbers(main)

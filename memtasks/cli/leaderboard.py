@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from memtasks.cli.common import BadInput, Failure, err, out, parse_json_pairs
+from memtasks.cli.common import BadInput, Failure, check_workers, could_create_dir, err, out, parse_json_pairs
 
 CELL_KWARG_OPTION = click.option("-c", "--cell-kwarg", "cell_kwargs", multiple=True, metavar="KEY=VALUE",
                                  help="A cell hyper-parameter (repeatable); the value is read as JSON.")
@@ -63,6 +63,7 @@ def suite_run_cmd(suite_id: str, cell: str, cell_kwargs: tuple[str, ...], out_di
     """
     from memtasks.leaderboard.suite import get_suite, run_suite
 
+    check_workers(workers)
     suite = get_suite(suite_id)
     label = re.sub(r"[^\w.-]+", "-", cell)
     folder = out_dir or Path("runs") / "suites" / f"{suite.id}-{label}"
@@ -97,9 +98,10 @@ def submit_cmd(run_dir: Path, name: str, cell_source: str, description: str, wei
     if not report.ok:
         raise Failure(f"{path} was written but does not validate: {report.problems[0]}")
     overall = report.data["scores"]["overall"]  # type: ignore[index]
+    lower = f"{overall['unconverged']}/{overall['runs']} runs unconverged" if "unconverged" in overall else \
+        f"{overall['at_budget']}/{overall['runs']} runs at the step budget"
     out.print(f"wrote {path}" + (f" and {path.with_suffix('.safetensors').name}" if weights else "") +
-              f": {overall['bits_per_param']:.3f} bits/param overall, {overall['at_budget']}/{overall['runs']} runs "
-              "at the step budget; it validates", soft_wrap=True)
+              f": {overall['bits_per_param']:.3f} bits/param overall, {lower}; it validates", soft_wrap=True)
 
 
 @click.group("leaderboard")
@@ -178,9 +180,8 @@ def verify_cmd(file: Path, as_json: bool, trust_code: bool) -> None:
 @TRUST_OPTION
 def build_cmd(submissions: Path, out_dir: Path, trust_code: bool) -> None:
     """Validate and verify every submission, then write README.md and index.html (all or nothing)."""
-    from memtasks.cli.common import writable_dir
     from memtasks.leaderboard.site import build
 
-    writable_dir(out_dir)
+    could_create_dir(out_dir)  # the folder itself is made by a build that succeeds: a refused one leaves none
     written = build(submissions, out_dir, trust_code=trust_code)
     out.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True)

@@ -22,7 +22,7 @@ from memtasks.cli.common import (
     print_teacher_note,
     writable_dir,
 )
-from memtasks.fitting.protocol import DEFAULT_BATCH_SIZE, DEFAULT_LRS, Protocol, check_device
+from memtasks.fitting.protocol import DEFAULT_BATCH_SIZE, DEFAULT_LRS, RULES, Protocol, check_device
 from memtasks.fitting.result import run_name
 
 
@@ -62,6 +62,14 @@ def _run_table(result: Any, path: Path) -> Table:
     table.add_row(f"held-out test {metric}", held_out)
     table.add_row("bits stored (at the ceiling)", f"{_fmt(tr.get('bits'), ',.1f')} ({ceil['bits']:,.1f})")
     table.add_row("bits per parameter", _fmt(best["bits_per_param"] if best else None))
+    conv = result.convergence
+    if conv:
+        if best and best["train"]["at_ceiling"]:
+            text = "yes (at the achievable ceiling)"
+        else:
+            text = (f"{'yes' if conv['converged'] else 'NO'} ({conv['gain']:+.2%} from step {conv['from_step']:,} "
+                    f"to {conv['to_step']:,})")
+        table.add_row("converged (gain over the last half)", text)
     reach = result.steps_to_ceiling
     table.add_row("steps to 50 / 90 / 100 % of ceiling",
                   " / ".join("–" if reach[k] is None else str(reach[k]) for k in ("50%", "90%", "100%")))
@@ -94,17 +102,30 @@ RUN_LIMIT_S = 2 * 3600
 @click.option("--inits", type=int, default=1, show_default=True,
               help="Initialisations (training seeds) per learning rate and batch size; the best trial is the "
                    "measurement.")
+@click.option("--rule", type=click.Choice(RULES), default=_DEFAULTS.rule, show_default=True,
+              help="Stopping rule: doubling (a trial ends when its figure gains under --tolerance over the last "
+                   "half of its steps) or plateau (the rule of results before core-v1).")
+@click.option("--tolerance", type=float, default=None,
+              help=f"Doubling rule: relative gain over the last half that counts as converged "
+                   f"(default {_DEFAULTS.tolerance:g}).")
+@click.option("--min-steps", type=int, default=None,
+              help=f"Doubling rule: fewest steps before a trial can be judged converged, and the first halving "
+                   f"rung (default {_DEFAULTS.min_steps:,}).")
+@click.option("--passes", type=int, default=None,
+              help=f"Doubling rule: budget in passes over the training set, at least 4×--min-steps steps and at "
+                   f"most --max-steps (default {_DEFAULTS.passes:,}).")
 @click.option("--max-steps", type=int, default=_DEFAULTS.max_steps, show_default=True,
-              help="Budget of optimizer steps per trial.")
+              help="Most optimizer steps per trial (the plateau rule's whole budget).")
 @click.option("--eval-every", type=int, default=None,
               help="Steps between whole-training-set evaluations (default: about a tenth of the time).")
-@click.option("--patience", type=int, default=_DEFAULTS.patience, show_default=True,
-              help="Evaluations without progress before the learning rate decays (or, after the last decay, "
-                   "the trial stops).")
-@click.option("--plateau-steps", type=int, default=_DEFAULTS.plateau_steps, show_default=True,
-              help="Fewest steps without progress that make a plateau, however often the set is evaluated.")
+@click.option("--patience", type=int, default=None,
+              help=f"Plateau rule: evaluations without progress before the learning rate decays (or, after the "
+                   f"last decay, the trial stops) (default {_DEFAULTS.patience}).")
+@click.option("--plateau-steps", type=int, default=None,
+              help=f"Plateau rule: fewest steps without progress that make a plateau (default "
+                   f"{_DEFAULTS.plateau_steps}).")
 @click.option("--decays", type=int, default=_DEFAULTS.max_decays, show_default=True,
-              help="Learning-rate decays (×0.3 each) before a plateau stops a trial.")
+              help="Learning-rate decays (×0.3 each) a trial may take.")
 @click.option("--grad-clip", type=float, default=_DEFAULTS.grad_clip, show_default=True,
               help="Gradient-norm clip (0: off).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -120,14 +141,16 @@ RUN_LIMIT_S = 2 * 3600
 @click.option("--yes", is_flag=True, help="Run even if the worst-case estimate is hours.")
 def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple[str, ...], hidden: int | None,
             n_params: int | None, embed_dim: int, lrs: list[float] | None, batch_sizes: list[int] | None, inits: int,
-            max_steps: int, eval_every: int | None, patience: int, plateau_steps: int, decays: int,
+            rule: str, tolerance: float | None, min_steps: int | None, passes: int | None,
+            max_steps: int, eval_every: int | None, patience: int | None, plateau_steps: int | None, decays: int,
             grad_clip: float, seed: int, device: str, threads: int | None, out_dir: Path, save_model: bool,
             progress: bool | None, as_json: bool, yes: bool) -> None:
     """Train a cell on a task's training set and report how far it fits it.
 
     Measures the best trial of a search over learning rates (and batch sizes), each trained until the
-    achievable ceiling, a plateau after its last learning-rate decay, or --max-steps; writes one RunResult
-    JSON to --out and prints a summary (fitting ceiling, bits stored, bits per parameter).
+    achievable ceiling, until the doubling test shows more steps would not change its figure, or its budget
+    (the worse half of the trials stops at each doubling of steps); writes one RunResult JSON to --out and
+    prints a summary (fitting ceiling, bits stored, bits per parameter, converged or not).
     """
     # deferred: torch, Lightning and the cell registry take seconds to import (keeps start-up fast)
     import torch
@@ -142,10 +165,17 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         torch.set_num_threads(threads)
     if embed_dim < 1:
         raise BadInput(f"--embed-dim must be a positive integer, got {embed_dim}")
+    from memtasks.sweeps.runner import MAX_TRAIN_SEED
+
+    if not 0 <= seed <= MAX_TRAIN_SEED:
+        raise BadInput(f"--seed {seed} is out of range; a training seed must be an integer in [0, {MAX_TRAIN_SEED}] "
+                       "(the data's seed is -k seed=N)")
+    given = {"tolerance": tolerance, "min_steps": min_steps, "passes": passes, "patience": patience,
+             "plateau_steps": plateau_steps}
+    protocol = Protocol(max_steps=max_steps, eval_every=eval_every, rule=rule, max_decays=decays, grad_clip=grad_clip,
+                        **{k: v for k, v in given.items() if v is not None})
     search = Search(lrs=tuple(lrs or DEFAULT_LRS), batch_sizes=tuple(batch_sizes or (DEFAULT_BATCH_SIZE,)),
-                    inits=inits)
-    protocol = Protocol(max_steps=max_steps, eval_every=eval_every, patience=patience, plateau_steps=plateau_steps,
-                        max_decays=decays, grad_clip=grad_clip)
+                    inits=inits, halving=rule == "doubling")
     check_device(device)
     task = make_task(task_id, kwargs)
     m = measurement_of(task, cell, hidden=hidden, params=n_params, embed_dim=embed_dim,
@@ -153,7 +183,8 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
     worst = worst_case_seconds(m)
     if worst > RUN_LIMIT_S and not yes:
         trials = f"{len(search)} trial{'s' * (len(search) != 1)}"
-        raise BadInput(f"this run is {trials} of up to {max_steps:,} steps of a {m.params_total:,}-parameter "
+        steps = protocol.budget(int(task.spec.kwargs.get("n_examples", 1)), max(search.batch_sizes))
+        raise BadInput(f"this run is {trials} of up to {steps:,} steps of a {m.params_total:,}-parameter "
                        f"model, at worst about {worst / 3600:,.1f} h on this machine; use --yes, fewer --lr "
                        "values or a smaller --max-steps")
     writable_dir(out_dir)
@@ -178,9 +209,12 @@ def run_cmd(task_id: str, kwargs: tuple[str, ...], cell: str, cell_kwargs: tuple
         out.print(f"result: {path}", soft_wrap=True)
         if result.model_file:
             out.print(f"model weights: {path.parent / result.model_file}", soft_wrap=True)
-        if result.stop_reason == "budget":
-            out.print(f"[dim]The selected trial stopped at the budget ({result.steps:,} steps) before a plateau: "
-                      "raise --max-steps to find this cell's full fitting ceiling.[/]")
+        if result.converged is False:
+            gain = result.convergence["gain"] if result.convergence else None
+            how = f", still gaining {gain:.1%} over its last half" if gain is not None else ""
+            out.print(f"[dim]Not converged: the selected trial stopped ({result.stop_reason}) after "
+                      f"{result.steps:,} steps{how}; raise --passes or --max-steps to find this cell's full "
+                      "fitting ceiling.[/]")
         if len(search.lrs) > 1 and result.protocol["lr"] in (min(search.lrs), max(search.lrs)) \
                 and result.stop_reason != "ceiling":
             out.print("[dim]The best trial is at the edge of the learning-rate grid: a wider --lr grid may "

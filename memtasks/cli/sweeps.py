@@ -10,7 +10,17 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from memtasks.cli.common import KWARG_OPTION, Failure, csv_list, err, out, parse_json_pairs, writable_dir
+from memtasks.cli.common import (
+    KWARG_OPTION,
+    BadInput,
+    Failure,
+    check_workers,
+    csv_list,
+    err,
+    out,
+    parse_json_pairs,
+    writable_dir,
+)
 from memtasks.fitting.protocol import check_device
 
 
@@ -32,8 +42,12 @@ from memtasks.fitting.protocol import check_device
 @click.option("--batch-size", "batch_sizes", callback=csv_list(int),
               help="Batch sizes of every point's search, e.g. 32,128.")
 @KWARG_OPTION
-@click.option("--max-steps", type=int, help="Step budget of every trial.")
-@click.option("--patience", type=int, help="Evaluations without a new best before a learning-rate decay.")
+@click.option("--max-steps", type=int, help="Most steps of every trial (the plateau rule's whole budget).")
+@click.option("--passes", type=int, help="Doubling rule: every trial's budget in passes over its training set.")
+@click.option("--min-steps", type=int,
+              help="Doubling rule: fewest steps before a trial can be judged converged (and the first halving rung).")
+@click.option("--patience", type=int,
+              help="Plateau rule: evaluations without a new best before a learning-rate decay.")
 @click.option("--out", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Root folder of sweeps.")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -48,7 +62,8 @@ def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...]
               n_examples: list[int] | None, bits_per_param: list[float] | None, seq_len: list[int] | None,
               params: list[int] | None, hidden: list[int] | None, seeds: list[int] | None,
               lrs: list[float] | None, batch_sizes: list[int] | None, kwargs: tuple[str, ...],
-              max_steps: int | None, patience: int | None, root: Path, backend: str, workers: int | None,
+              max_steps: int | None, passes: int | None, min_steps: int | None, patience: int | None, root: Path,
+              backend: str, workers: int | None,
               threads: int, address: str | None, device: str, progress: bool | None, dry_run: bool,
               yes: bool) -> None:
     """Run a grid of measurements: tasks × cells × sizes × lengths × budgets × seeds, each the best trial
@@ -62,9 +77,15 @@ def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...]
     from memtasks.sweeps.folder import SweepFolder
     from memtasks.sweeps.runner import run_sweep
 
+    check_workers(workers)
+    check_workers(threads, "--threads")
     data: dict[str, Any] = {}
     if config_path is not None:
-        data = SweepConfig.load(config_path).to_dict()
+        try:
+            data = SweepConfig.load(config_path).to_dict()
+        except RecursionError:
+            raise BadInput(f"{config_path}: a value is nested too deeply to read (arrays or tables inside each "
+                           "other hundreds of levels deep)") from None
     flags = {"name": name, "tasks": list(tasks) or None, "cells": list(cells) or None, "seq_len": seq_len,
              "seeds": seeds}
     data.update({k: v for k, v in flags.items() if v is not None})
@@ -82,7 +103,7 @@ def sweep_cmd(config_path: Path | None, name: str | None, tasks: tuple[str, ...]
         data.update({k: v for k, v in (("params", params), ("hidden", hidden)) if v is not None})
     if kwargs:
         data["task_kwargs"] = {**data.get("task_kwargs", {}), **parse_json_pairs(kwargs)}
-    overrides = {"max_steps": max_steps, "patience": patience}
+    overrides = {"max_steps": max_steps, "passes": passes, "min_steps": min_steps, "patience": patience}
     if any(v is not None for v in overrides.values()):
         data["protocol"] = {**data.get("protocol", {}), **{k: v for k, v in overrides.items() if v is not None}}
     config = SweepConfig.from_dict(data, str(config_path) if config_path else "flags")

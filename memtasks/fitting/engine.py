@@ -5,8 +5,11 @@ models share a shape (layout, cell, hidden size, embed_dim) train together as on
 :class:`~memtasks.models.stacked.StackedModel` inside a Lightning ``Trainer`` (manual optimization with
 :class:`~memtasks.fitting.optim.StackedAdam`). Each trial keeps its own data, batch order (drawn exactly
 as a single run's :class:`~memtasks.data.batching.BatchLoader` draws it), learning rate, decays,
-evaluations and stopping; when a trial stops it leaves the stack and ``on_done`` receives its
-:class:`TrialRun` at once, so nothing finished is lost if the rest is killed. A trial that diverges ends
+evaluations and stopping (the protocol's rule: the doubling test of :mod:`memtasks.fitting.convergence`, or the
+plateau rule), and its own budget (:meth:`~memtasks.fitting.protocol.Protocol.budget`). Trials that share
+``rivals`` (a point's search) are halved at each rung, ``min_steps`` and its doublings: the worse half stops as
+``halved``. When a trial stops it leaves the stack and ``on_done`` receives its :class:`TrialRun` at once, so
+nothing finished is lost if the rest is killed. A trial that diverges ends
 as ``diverged`` and the others go on. A cell with a batched kernel always trains through it, alone or in a group
 (one numeric path per cell); cells without one train one trial at a time. Evaluation is
 :func:`memtasks.fitting.evaluate.evaluate`, the figures :func:`memtasks.metrics.derive`.
@@ -14,7 +17,6 @@ as ``diverged`` and the others go on. A cell with a batched kernel always trains
 
 from __future__ import annotations
 
-import logging
 import math
 import signal
 import time
@@ -30,7 +32,9 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import RichProgressBar
 
 from memtasks.data.taskdata import TaskData
+from memtasks.fitting.convergence import window
 from memtasks.fitting.evaluate import MetricSums, Tensors, evaluate, gather, split_tensors, target_variance
+from memtasks.fitting.lightning_env import quiet_lightning, trainer_device
 from memtasks.fitting.optim import StackedAdam
 from memtasks.fitting.protocol import Protocol, ProtocolError, pack_fitted
 from memtasks.metrics import derive
@@ -54,6 +58,8 @@ class Trial:
     batch_size: int
     key: Any = None
     point: Any = None
+    #: Trials with the same ``rivals`` (a point's, when its search halves) are halved against each other.
+    rivals: Any = None
 
 
 @dataclass
@@ -74,6 +80,10 @@ class TrialRun:
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
     batched_with: int = 1
+    #: The doubling test's inputs: each evaluation's step and the running best figure (bits), the decay steps.
+    eval_steps: list[int] = field(default_factory=list)
+    best_bits: list[float] = field(default_factory=list)
+    decay_steps: list[int] = field(default_factory=list)
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -117,6 +127,10 @@ class _Group(pl.LightningModule):
         self.test_variances = [target_variance(t.test) for t in trials]
         self.eval_every = [protocol.eval_interval(len(t.train), t.batch_size) for t in trials]
         self.patience = [protocol.patience_evals(e) for e in self.eval_every]
+        self.budgets = [protocol.budget(len(t.train), t.batch_size) for t in trials]
+        self.rungs = set() if protocol.rule != "doubling" else \
+            {protocol.min_steps * 2 ** i for i in range(max(self.budgets).bit_length()) if
+             protocol.min_steps * 2 ** i < max(self.budgets)}
         self.optim: StackedAdam | None = None
         self.step_count = 0
         self._train_time = self._eval_time = 0.0
@@ -166,10 +180,33 @@ class _Group(pl.LightningModule):
         for j in diverged:
             run = self.runs[self.active[j]]
             run.status = run.stop_reason = "diverged"
-        at_budget = self.step_count >= self.protocol.max_steps
-        due = [j for j, k in enumerate(self.active)
-               if j not in diverged and (at_budget or self.step_count % self.eval_every[k] == 0)]
-        self._finish(self._with_pruned(diverged + (self._evaluate(due, at_budget) if due else [])))
+        at_budget = [self.step_count >= self.budgets[k] for k in self.active]
+        halving = self._rivals() if self.step_count in self.rungs else {}
+        due = [j for j, k in enumerate(self.active) if j not in diverged and (
+            at_budget[j] or self.step_count % self.eval_every[k] == 0 or self.runs[k].trial.rivals in halving)]
+        stopping = diverged + (self._evaluate(due, at_budget) if due else [])
+        self._finish(self._with_pruned(self._halve(stopping, halving)))
+
+    def _rivals(self) -> dict[Any, int]:
+        """The halving groups with two or more trials still training, and how many."""
+        count: dict[Any, int] = {}
+        for k in self.active:
+            if self.runs[k].trial.rivals is not None:
+                count[self.runs[k].trial.rivals] = count.get(self.runs[k].trial.rivals, 0) + 1
+        return {g: c for g, c in count.items() if c > 1}
+
+    def _halve(self, stopping: list[int], groups: dict[Any, int]) -> list[int]:
+        """At a rung, ``stopping`` plus the worse half of each halving group's trials that go on (by the selection
+        rule on their best evaluation so far)."""
+        from memtasks.fitting.trainer import trial_score  # the one selection rule
+
+        for group in groups:
+            going = [j for j, k in enumerate(self.active) if j not in stopping and self.runs[k].trial.rivals == group]
+            ranked = sorted(going, key=lambda j: trial_score(self.runs[self.active[j]], self.layout.y_type))
+            for j in ranked[len(ranked) - len(ranked) // 2:]:
+                self.runs[self.active[j]].stop_reason = "halved"
+                stopping.append(j)
+        return sorted(stopping)
 
     def _with_pruned(self, stopping: list[int]) -> list[int]:
         """``stopping`` plus the other trials of each point that just reached its achievable ceiling.
@@ -190,7 +227,7 @@ class _Group(pl.LightningModule):
     def _sums(self, data: Tensors, sizes: list[int], fitted: list[list[Any]] | None = None) -> list[MetricSums]:
         return evaluate(self.net, data, sizes, self.layout, self.protocol.eval_batch_size, fitted)
 
-    def _evaluate(self, due: list[int], at_budget: bool) -> list[int]:
+    def _evaluate(self, due: list[int], at_budget: list[bool]) -> list[int]:
         """Evaluate the trials at positions ``due``: record, update best, decay or stop; return those that stop."""
         started = time.perf_counter()
         self.net.eval()
@@ -218,7 +255,7 @@ class _Group(pl.LightningModule):
                 run.history[-1]["fitted"] = pack_fitted(np.concatenate(fitted[j]))
             run.steps = self.step_count
             reason = self._decide(run, j, self.patience[k])
-            if reason is None and at_budget:
+            if reason is None and at_budget[j]:
                 reason = "budget"
             if reason is not None:
                 run.stop_reason = reason
@@ -233,15 +270,8 @@ class _Group(pl.LightningModule):
         return new["mse"] < best["mse"]
 
     def _decide(self, run: TrialRun, j: int, patience: int) -> str | None:
-        """Update the trial's best and its plateau counter; decay its learning rate or say why it stops.
-
-        Progress, which resets the plateau counter, is a training loss lower by ``min_improvement`` (relative)
-        than at the last progress — the threshold of torch's ``ReduceLROnPlateau`` — or, for categorical
-        targets, more correct targets: a categorical fit can sit at one count of correct targets for hundreds
-        of steps while its loss still falls towards the next one.
-        """
-        entry = run.history[-1]
-        train = entry["train"]
+        """Update the trial's best; decay its learning rate or say why it stops, by the protocol's rule."""
+        train = run.history[-1]["train"]
         if not math.isfinite(train["loss"]):
             return "diverged"
         progress = train["loss"] < run.progress_loss * (1 - self.protocol.min_improvement)
@@ -250,20 +280,46 @@ class _Group(pl.LightningModule):
             progress = progress or self.layout.y_type == "cat"
             if self.keep_best:
                 run.best_state = self.net.state(j)
-        if progress:
-            run.progress_loss = train["loss"]
-        run.evals_since_progress = 0 if progress else run.evals_since_progress + 1
         if train["at_ceiling"]:
             return "ceiling"
+        if self.protocol.rule == "doubling":
+            return self._doubling(run, j)
+        return self._plateau(run, j, patience, progress)
+
+    def _doubling(self, run: TrialRun, j: int) -> str | None:
+        """The doubling test (:mod:`memtasks.fitting.convergence`) on the trial's own evaluations."""
+        run.eval_steps.append(self.step_count)
+        run.best_bits.append(max(run.best_bits[-1] if run.best_bits else 0.0, run.history[-1]["train"]["bits"]))
+        p = self.protocol
+        w = window(run.eval_steps, run.best_bits, run.decay_steps, tolerance=p.tolerance, min_steps=p.min_steps,
+                   max_decays=p.max_decays)
+        if w is not None and w.action == "stop":
+            return "converged"
+        if w is not None and w.action == "decay":
+            self._lower(run, j)
+        return None
+
+    def _plateau(self, run: TrialRun, j: int, patience: int, progress: bool) -> str | None:
+        """The plateau rule (results before core-v1). Progress, which resets the plateau counter, is a training loss
+        lower by ``min_improvement`` (relative) than at the last progress, or, for categorical targets, more
+        correct targets: a categorical fit can sit at one count of correct targets for hundreds of steps while its
+        loss still falls towards the next one."""
+        if progress:
+            run.progress_loss = run.history[-1]["train"]["loss"]
+        run.evals_since_progress = 0 if progress else run.evals_since_progress + 1
         if run.evals_since_progress >= patience:
             if run.decays >= self.protocol.max_decays:
                 return "plateau"
-            assert self.optim is not None
-            run.decays += 1
             run.evals_since_progress = 0
-            self.optim.lr[j] *= self.protocol.decay
-            run.lr_history.append({"step": self.step_count, "lr": float(self.optim.lr[j])})
+            self._lower(run, j)
         return None
+
+    def _lower(self, run: TrialRun, j: int) -> None:
+        assert self.optim is not None
+        run.decays += 1
+        run.decay_steps.append(self.step_count)
+        self.optim.lr[j] *= self.protocol.decay
+        run.lr_history.append({"step": self.step_count, "lr": float(self.optim.lr[j])})
 
     def _finish(self, positions: list[int]) -> None:
         """Hand the stopped trials over and take them out of the stack."""
@@ -333,12 +389,13 @@ def _train_group(trials: list[Trial], cell: CellSpec, hidden_size: int, embed_di
     group = _Group(trials, models, protocol, on_done, keep_best)
     callbacks: list[pl.Callback] = [RichProgressBar(leave=False)] if progress else []
     previous_handler = signal.getsignal(signal.SIGINT)
-    with _quiet_lightning():
-        trainer = pl.Trainer(max_steps=protocol.max_steps, max_epochs=-1, logger=False, enable_checkpointing=False,
+    with quiet_lightning():
+        budget = max(protocol.budget(len(t.train), t.batch_size) for t in trials)
+        trainer = pl.Trainer(max_steps=budget, max_epochs=-1, logger=False, enable_checkpointing=False,
                              enable_model_summary=False, enable_progress_bar=progress, num_sanity_val_steps=0,
-                             limit_val_batches=0, callbacks=callbacks, **_trainer_device(device))
+                             limit_val_batches=0, callbacks=callbacks, **trainer_device(device))
         try:
-            trainer.fit(group, train_dataloaders=range(protocol.max_steps))
+            trainer.fit(group, train_dataloaders=range(budget))
         except SystemExit:
             # Lightning turns Ctrl-C into a graceful shutdown followed by sys.exit(1).
             if not trainer.interrupted:
@@ -351,33 +408,3 @@ def _train_group(trials: list[Trial], cell: CellSpec, hidden_size: int, embed_di
             raise KeyboardInterrupt
         if group.active:  # the loop ended early without a final evaluation
             group._finish(list(range(len(group.active))))
-
-
-def _trainer_device(device: str) -> dict[str, Any]:
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        return {"accelerator": "cpu", "devices": 1}
-    if dev.type == "cuda":
-        return {"accelerator": "gpu", "devices": [dev.index or 0]}
-    return {"accelerator": "mps", "devices": 1}
-
-
-class _quiet_lightning:
-    """Silence Lightning's informational logging and the warnings that do not apply to this loop."""
-
-    def __enter__(self) -> None:
-        self._loggers = {name: logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")}
-        self._levels = {name: lg.level for name, lg in self._loggers.items()}
-        for lg in self._loggers.values():
-            lg.setLevel(logging.WARNING)
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*",
-                        ".*GPU available but not used.*", ".*treespec.*", ".*returned `None`.*",
-                        ".*configure_optimizers.*", ".*`training_step` returned.*", ".*max_epochs=-1.*"):
-            warnings.filterwarnings("ignore", message=pattern)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._warnings.__exit__(*exc)
-        for name, lg in self._loggers.items():
-            lg.setLevel(self._levels[name])

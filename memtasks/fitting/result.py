@@ -28,8 +28,9 @@ SCHEMA_VERSION = 2
 
 #: ``status`` values: the run ended normally, diverged (NaN/inf), or was interrupted (Ctrl-C).
 STATUSES = ("completed", "diverged", "interrupted")
-#: ``stop_reason`` values (``pruned`` only for a search's other trials: see :class:`~memtasks.fitting.protocol.Search`).
-STOP_REASONS = ("ceiling", "plateau", "budget", "diverged", "interrupted", "pruned")
+#: ``stop_reason`` values: ``converged`` is the doubling rule's stop, ``plateau`` the plateau rule's; ``pruned`` and
+#: ``halved`` only for a search's other trials (see :class:`~memtasks.fitting.protocol.Search`).
+STOP_REASONS = ("ceiling", "converged", "plateau", "budget", "diverged", "interrupted", "pruned", "halved")
 
 
 class ResultFormatError(MemtasksError, ValueError):
@@ -131,6 +132,8 @@ class RunResult:
     batched_with: int
     environment: dict[str, Any]
     model_file: str | None = None
+    #: The doubling test's evidence (:mod:`memtasks.fitting.convergence`); None in results from before it.
+    convergence: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -148,9 +151,17 @@ class RunResult:
         """Bits stored at the best evaluation per total trainable parameter."""
         return None if not self.best else self.best["bits_per_param"]
 
+    @property
+    def converged(self) -> bool | None:
+        """Whether the doubling test showed that more steps would not change the figure (None: no evidence)."""
+        return None if not self.convergence else bool(self.convergence["converged"])
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, ``schema_version`` first."""
+        """JSON-ready form, ``schema_version`` first (``convergence`` only when there is evidence, so results from
+        before it read as before)."""
         d = asdict(self)
+        if d["convergence"] is None:
+            del d["convergence"]
         return {"schema_version": d.pop("schema_version"), **d}
 
     def to_json(self) -> str:
@@ -184,7 +195,7 @@ class RunResult:
             raise ResultFormatError(f"{source}: schema_version {version!r} is not supported; "
                                     f"this memtasks reads schema_version {SCHEMA_VERSION}")
         names = {f.name for f in fields(cls)}
-        missing = sorted(n for n in names if n not in d and n not in ("model_file", "extra"))
+        missing = sorted(n for n in names if n not in d and n not in ("model_file", "extra", "convergence"))
         if missing:
             raise ResultFormatError(f"{source}: missing fields {', '.join(missing)}")
         unknown = sorted(set(d) - names)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memtasks.errors import MemtasksError
-from memtasks.fitting.protocol import DEFAULT_HIDDEN, Protocol, ProtocolError, Search
+from memtasks.fitting.protocol import DEFAULT_HIDDEN, Protocol, ProtocolError, Search, check_pair
 from memtasks.metrics import MAX_BITS_PER_SCALAR
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ class MeasurementSpec:
             object.__setattr__(self, "search", search_from_dict(self.search))
         if not isinstance(self.protocol, Protocol) or not isinstance(self.search, Search):
             raise SpecError("a measurement's protocol and search must be a Protocol and a Search (or their dicts)")
+        check_pair(self.protocol, self.search)
         for name in ("seed", "data_seed"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -123,10 +124,11 @@ class MeasurementSpec:
 
 def search_from_dict(d: dict[str, Any]) -> Search:
     """A search from its dict form (``lrs``, ``batch_sizes``, ``prune``, ``inits``), as results store it."""
-    unknown = sorted(set(d) - {"lrs", "batch_sizes", "prune", "inits"})
+    unknown = sorted(set(d) - {"lrs", "batch_sizes", "prune", "inits", "halving"})
     if unknown:
-        raise ProtocolError(f"search has unknown keys {', '.join(unknown)}; valid: lrs, batch_sizes, prune, inits")
-    return Search(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        raise ProtocolError(f"search has unknown keys {', '.join(unknown)}; valid: lrs, batch_sizes, prune, inits, "
+                            "halving")
+    return Search(**{"halving": False, **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}})
 
 
 @dataclass

@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import save_file
 
 from memtasks.atomic import atomic_path
+from memtasks.fitting.convergence import assess, thin
 from memtasks.fitting.engine import Trial, TrialRun, train_trials
 from memtasks.fitting.protocol import Protocol, Search, check_device, init_seed
 from memtasks.fitting.result import ResultWriteError, RunResult, rescue, run_name
@@ -158,7 +159,8 @@ def _measure_group(points: list[Measurement], on_result: Callable[..., None], de
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     runs: dict[int, list[TrialRun | None]] = {i: [None] * len(p.spec.search) for i, p in enumerate(points)}
     trials = [Trial(p.task.train, p.task.test, seed=init_seed(p.spec.seed, k), lr=lr, batch_size=b, key=(i, t),
-                    point=i if p.spec.search.prune else None)
+                    point=i if p.spec.search.prune else None,
+                    rivals=i if p.spec.search.halving and p.spec.protocol.rule == "doubling" else None)
               for i, p in enumerate(points) for t, (lr, b, k) in enumerate(p.spec.search.trials())]
 
     def done(run: TrialRun) -> None:
@@ -184,35 +186,49 @@ def _deliver(point: Measurement, runs: list[TrialRun], created: str, started: fl
                           "task": {"id": point.task.spec.id, "kwargs": dict(point.task.spec.kwargs)},
                           "cell": {"name": point.cell.name, "hidden_size": point.hidden_size},
                           "protocol": point.spec.protocol.to_dict(), "search": point.spec.search.to_dict(),
-                          "trials": [_trial_record(r, with_history=True) for r in runs]}, where)
+                          "trials": [_trial_record(r, point.spec.protocol, with_history=True) for r in runs]}, where)
         raise ResultWriteError(f"training finished but assembling its result failed ({type(exc).__name__}: "
                                f"{exc}); its metrics were saved to {rescued}", rescued) from exc
     on_result(point, result, state)
 
 
+def trial_score(run: TrialRun, y_type: str) -> tuple[Any, ...]:
+    """A trial's rank under the selection rule (lower is better); successive halving ranks by it too."""
+    best = run.best
+    if best is None:
+        return (1, 1, math.inf, math.inf, math.inf)
+    train = best["train"]
+    value = -train["correct"] if y_type == "cat" else train["mse"]
+    return (int(run.status == "diverged"), 0, value, best["step"], run.trial.lr)
+
+
 def select(runs: list[TrialRun], y_type: str) -> int:
     """The index of the measured trial (see the module docstring for the rule)."""
-    def score(i: int) -> tuple[Any, ...]:
-        run = runs[i]
-        best = run.best
-        if best is None:
-            return (1, 1, math.inf, math.inf, i)
-        train = best["train"]
-        value = -train["correct"] if y_type == "cat" else train["mse"]
-        return (int(run.status == "diverged"), 0, value, best["step"], run.trial.lr, i)
-
-    return min(range(len(runs)), key=score)
+    return min(range(len(runs)), key=lambda i: (*trial_score(runs[i], y_type), i))
 
 
-def _trial_record(run: TrialRun, with_history: bool = False) -> dict[str, Any]:
+def _trial_record(run: TrialRun, protocol: Protocol, with_history: bool = False) -> dict[str, Any]:
     best = run.best
     record = {"lr": run.trial.lr, "batch_size": run.trial.batch_size, "seed": run.trial.seed, "status": run.status,
               "stop_reason": run.stop_reason, "steps": run.steps, "evaluations": len(run.history),
               "lr_history": run.lr_history,
               "best": None if best is None else {"step": best["step"], "train": best["train"]}}
+    if protocol.rule == "doubling":
+        record["convergence"] = evidence(run, protocol)
     if with_history:
         record["history"] = run.history
     return record
+
+
+def evidence(run: TrialRun, protocol: Protocol) -> dict[str, Any] | None:
+    """A trial's convergence evidence (:func:`memtasks.fitting.convergence.assess` of its whole history): the
+    figure at the start and end of its last doubling and whether it converged; a halved, pruned, diverged or
+    interrupted trial did not, whatever its last half shows."""
+    found = assess(run.history, run.lr_history, tolerance=protocol.tolerance, min_steps=protocol.min_steps,
+                   max_decays=protocol.max_decays)
+    if found is not None and run.stop_reason not in ("ceiling", "converged", "plateau", "budget"):
+        found["converged"] = False
+    return found
 
 
 def steps_to_ceiling(history: list[dict[str, Any]]) -> dict[str, int | None]:
@@ -235,6 +251,9 @@ def _assemble(point: Measurement, runs: list[TrialRun], created: str, started: f
     if status != "interrupted" and any(r.status == "interrupted" for r in runs):
         status = "interrupted"  # the search did not finish: the measurement is partial
     spec = point.spec
+    history = run.history
+    if spec.protocol.rule == "doubling" and not spec.protocol.record_examples:  # per-example records need them all
+        history = thin(run.history, run.lr_history, best_step=None if best is None else best["step"])
     with torch.device("meta"):  # counts only: no weights allocated or initialised
         counts = SequenceModel(lay, point.cell, point.hidden_size, embed_dim=spec.embed_dim,
                                cell_kwargs=spec.cell_kwargs, check=False).param_counts()
@@ -259,11 +278,12 @@ def _assemble(point: Measurement, runs: list[TrialRun], created: str, started: f
         search=spec.search.to_dict(), status=status, stop_reason=run.stop_reason, steps=run.steps,
         evaluations=len(run.history),
         best=None if best is None else {**best, "bits_per_param": best["train"]["bits_per_param"]},
-        final=last, steps_to_ceiling=steps_to_ceiling(run.history), history=run.history,
-        lr_history=run.lr_history, trials=[_trial_record(r) for r in runs], selected_trial=chosen,
+        final=last, steps_to_ceiling=steps_to_ceiling(run.history), history=history,
+        lr_history=run.lr_history, trials=[_trial_record(r, spec.protocol) for r in runs], selected_trial=chosen,
         wall_time_s=round(time.perf_counter() - started, 3), train_time_s=run.train_time_s,
         eval_time_s=run.eval_time_s, batched_with=run.batched_with, environment=environment(device),
         model_file=None if saved is None else Path(saved).name,
+        convergence=evidence(run, spec.protocol),
     )
     return result, run.best_state
 

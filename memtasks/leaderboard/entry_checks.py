@@ -76,7 +76,10 @@ def check_entry(report: Report, key: str, entry: dict[str, Any], point: Any, cel
     report.measurements[key] = m
     report.shapes[key] = {name: list(t.shape) for name, t in model.state_dict().items()}
     _check_protocol(report, key, entry, m)
-    _check_metrics(report, key, entry, train, counts.total, point.protocol.max_steps)
+    budget = point.protocol.budget(len(train), entry["protocol"].get("batch_size") or max(point.search.batch_sizes))
+    _check_metrics(report, key, entry, train, counts.total, budget)
+    if point.protocol.rule == "doubling":
+        _check_convergence(report, key, entry, point.protocol)
 
 
 def _check_protocol(report: Report, key: str, entry: dict[str, Any], m: Any) -> None:
@@ -104,6 +107,57 @@ def _check_protocol(report: Report, key: str, entry: dict[str, Any], m: Any) -> 
     if not isinstance(trials, list) or len(trials) != len(spec.search) or not isinstance(entry["selected_trial"], int) \
             or not 0 <= entry["selected_trial"] < len(trials):
         report.add(key, f"needs {len(spec.search)} trials and the index of the selected one")
+
+
+def _check_convergence(report: Report, key: str, entry: dict[str, Any], protocol: Any) -> None:
+    """The entry's convergence claim against the doubling test recomputed from its own histories: the evaluation
+    and learning-rate histories must be present, ordered, end where the trial ended, hold its best evaluation,
+    and give the claimed window and verdict."""
+    from memtasks.fitting.convergence import assess
+
+    claim, history, lrs = entry.get("convergence"), entry.get("history"), entry.get("lr_history")
+    if not isinstance(claim, dict) or not isinstance(claim.get("converged"), bool):
+        report.add(key, "has no convergence evidence (the doubling test's window and verdict)")
+        return
+    if not isinstance(history, list) or len(history) < 2 or not all(
+            isinstance(e, dict) and type(e.get("step")) is int and isinstance(e.get("train"), dict)
+            and isinstance(e["train"].get("bits"), (int, float)) for e in history):
+        report.add(key, "its evaluation history is missing or truncated (at least two evaluations, each with a "
+                        "step and training bits, are needed to recheck convergence)")
+        return
+    steps = [e["step"] for e in history]
+    if steps != sorted(set(steps)) or steps[-1] != entry["steps"] and entry["stop_reason"] != "diverged":
+        report.add(key, f"its evaluation history is not in step order or does not end at step {entry['steps']}, "
+                        "where the trial stopped")
+        return
+    if not isinstance(lrs, list) or not lrs or not all(isinstance(e, dict) and type(e.get("step")) is int
+                                                         and isinstance(e.get("lr"), (int, float)) for e in lrs) \
+            or lrs[0] != {"step": 0, "lr": entry["protocol"].get("lr")}:
+        report.add(key, "its learning-rate history is missing or does not start at the selected trial's rate")
+        return
+    best = entry["best"]
+    if not any(e["step"] == best.get("step") and e["train"] == best.get("train") for e in history):
+        report.add(key, "its best evaluation is not in its evaluation history")
+        return
+    if any(e["train"]["bits"] > best["train"].get("bits", 0) * (1 + REL_TOL) + REL_TOL for e in history):
+        report.add(key, "an evaluation in its history stores more bits than its best evaluation")
+        return
+    mine = assess(history, lrs, tolerance=protocol.tolerance, min_steps=protocol.min_steps,
+                  max_decays=protocol.max_decays)
+    if mine is not None and entry["stop_reason"] not in ("ceiling", "converged", "budget"):
+        mine["converged"] = False
+    if mine is None or claim.get("converged") != mine["converged"]:
+        report.add(key, f"claims converged={claim.get('converged')}, but the doubling test recomputed from its "
+                        f"histories says {None if mine is None else mine['converged']}")
+        return
+    if (entry["stop_reason"] == "converged") != (mine["converged"] and not best["train"].get("at_ceiling")):
+        report.add(key, f"stop_reason {entry['stop_reason']!r} does not match the doubling test on its histories")
+        return
+    for name in ("from_step", "to_step", "from_bits", "to_bits", "gain"):
+        if not close(claim.get(name), mine[name]):
+            report.add(key, f"convergence {name} {claim.get(name)!r} is not {mine[name]!r}, recomputed from its "
+                            "histories")
+            return
 
 
 def _check_metrics(report: Report, key: str, entry: dict[str, Any], train: Any, params_total: int,

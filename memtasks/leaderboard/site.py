@@ -19,7 +19,7 @@ from typing import Any
 
 from memtasks.atomic import atomic_path
 from memtasks.errors import MemtasksError
-from memtasks.leaderboard.scores import compute_scores
+from memtasks.leaderboard.scores import INTERVAL, compute_scores, entry_convergence, shared_ranks, spread
 from memtasks.leaderboard.suite import Suite, get_suite
 from memtasks.leaderboard.validate import check_duplicates, validate_file
 from memtasks.leaderboard.verify import ACCURACY_TOL, MSE_REL_TOL, verify_submission
@@ -39,6 +39,14 @@ class Row:
     file: str
     data: dict[str, Any]
     verified: bool
+    #: The overall figure's spread (:func:`~memtasks.leaderboard.scores.spread`) and its shared rank.
+    spread: dict[str, float] | None = None
+    rank: int = 0
+    #: Entry key → its convergence evidence, for every entry the doubling test does not show converged.
+    unconverged: dict[str, dict[str, Any] | None] | None = None
+
+    def unconverged_in(self, task: str) -> int:
+        return sum(1 for e in self.data["entries"] if e["task"]["id"] == task and e["key"] in (self.unconverged or {}))
 
     @property
     def overall(self) -> dict[str, Any]:
@@ -93,11 +101,39 @@ def collect(folder: Path, *, verify: bool = True, trust_code: bool = False) -> t
             _, failed = verify_submission(report.path, data, report.measurements)
             problems += [f"{report.path.name}: {p}" for p in failed]
             verified = not failed
-        rows.append(Row(report.path.name, data, verified))
+        evidence = {e["key"]: entry_convergence(e) for e in data["entries"]}
+        rows.append(Row(report.path.name, data, verified, spread(data["entries"], suite.settings),
+                        unconverged=None if suite.rule != "doubling" else
+                        {k: c for k, c in evidence.items() if not (c and c["converged"])}))
     if problems:
         raise BuildError(_listing(problems))
     rows.sort(key=lambda r: (-r.overall["bits_per_param"], r.data["name"].lower()))
+    for row, rank in zip(rows, shared_ranks([(r.spread["low"], r.spread["high"]) for r in rows])):  # type: ignore[index]
+        row.rank = rank
     return suite, rows
+
+
+def rank_text(row: Row, rows: list[Row]) -> str:
+    """``3``, or ``=3`` when another cell shares the rank (overlapping intervals)."""
+    shared = sum(r.rank == row.rank for r in rows) > 1
+    return f"={row.rank}" if shared else str(row.rank)
+
+
+def _evidence_note(suite: Suite) -> str:
+    if suite.rule == "doubling":
+        return "judged by the doubling test each run carries, rechecked from its histories by the validator"
+    return (f"not known for {suite.id}: it predates the doubling test and its entries carry no histories, so no run "
+            "is shown converged; a figure stopped at the step budget is marked †")
+
+
+
+def _unconverged_text(row: Row) -> str:
+    return "–" if row.unconverged is None else f"{len(row.unconverged)}/{row.overall['runs']}"
+
+
+def _marked(row: Row, task: str) -> int:
+    """Runs of ``task`` whose figure is marked a lower bound: unconverged, or (a suite without evidence) at budget."""
+    return row.setting(task)["at_budget"] if row.unconverged is None else row.unconverged_in(task)
 
 
 def _listing(problems: list[str]) -> str:
@@ -114,9 +150,24 @@ def build(submissions: str | Path, out_dir: str | Path, *, verify: bool = True, 
     out_dir = Path(out_dir)
     readme, page = out_dir / "README.md", out_dir / "index.html"
     markdown, html_ = render_markdown(suite, rows), render_html(suite, rows)
-    with atomic_path(readme) as tmp_readme, atomic_path(page) as tmp_page:  # both written, then both renamed
-        tmp_readme.write_text(markdown, encoding="utf-8")
-        tmp_page.write_text(html_, encoding="utf-8")
+    # Made only now, once everything is checked and rendered: a refused build leaves no empty folder behind.
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot write the pages to {out_dir}: {exc.strerror or exc}; nothing was written") \
+            from None
+    try:
+        with atomic_path(readme) as tmp_readme, atomic_path(page) as tmp_page:  # both written, then both renamed
+            tmp_readme.write_text(markdown, encoding="utf-8")
+            tmp_page.write_text(html_, encoding="utf-8")
+    except BaseException:
+        if created:
+            try:
+                out_dir.rmdir()
+            except OSError:  # not empty after all: someone else's files, left alone
+                pass
+        raise
     return [readme, page]
 
 
@@ -134,7 +185,9 @@ def _facts(suite: Suite) -> list[str]:
     lrs = suite.search.get("lr", [])
     return [f"{len(suite.settings)} settings", f"{suite.params:,} parameters (closest hidden size)",
             ", ".join(f"{p.name} sets: {p.bits_per_param:g} bits/param" for p in suite.parts),
-            f"best of {len(lrs)} learning rates", f"≤ {suite.protocol.get('max_steps', 5000):,} steps",
+            f"best of {len(lrs)} learning rates" + (" (successive halving)" if suite.rule == "doubling" else ""),
+            f"≤ {suite.protocol.get('max_steps', 5000):,} steps"
+            + (", doubling test" if suite.rule == "doubling" else ""),
             f"{len(suite.seeds)} seeds", "random targets"]
 
 
@@ -146,25 +199,49 @@ def render_markdown(suite: Suite, rows: list[Row]) -> str:
              "recomputed from the submitted runs. The same tables, sortable and with a chart per setting: "
              "[`index.html`](index.html) (open the file in a browser; it works offline).", "",
              "![The leaderboard page](screenshot.png)", "",
-             "| # | submission | cell | bits / param | fraction of ceiling | at ceiling | at budget | parameters | "
-             "verified | suite time | date |",
-             "|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
-    for i, row in enumerate(rows, 1):
-        o, d = row.overall, row.data
+             f"| # | submission | cell | bits / param | {INTERVAL:.0%} interval | sd over seeds | fraction of ceiling "
+             "| at ceiling | unconverged | parameters | verified | suite time | date |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    for row in rows:
+        o, d, sp = row.overall, row.data, row.spread or {}
         name = d["name"] if d["cell_source"] == "builtin" else f"[{d['name']}](<{d['cell_source']}>)"
-        lines.append(f"| {i} | {name} | `{d['cell']['name']}` | **{_f(o['bits_per_param'], 3)}** | "
-                     f"{_f(o['fraction_of_ceiling'], 3)} | {o['at_ceiling']}/{o['runs']} | {o['at_budget']}/{o['runs']}"
-                     f" | {row.params} | {'✓ verified' if row.verified else 'no weights'} | {_minutes(row)} | "
-                     f"{d['created']} |")
-    lines += ["", "## Bits per parameter, per setting", "",
-              "Mean over seeds ± population standard deviation; † marks a setting where a run stopped at the step "
-              "budget (a lower bound).", "",
+        lines.append(f"| {rank_text(row, rows)} | {name} | `{d['cell']['name']}` | **{_f(o['bits_per_param'], 3)}** | "
+                     f"{_f(sp['low'], 3)}–{_f(sp['high'], 3)} | {_f(sp['seed_std'], 3)} | "
+                     f"{_f(o['fraction_of_ceiling'], 3)} | {o['at_ceiling']}/{o['runs']} | "
+                     f"{_unconverged_text(row)} | {row.params} | "
+                     f"{'✓ verified' if row.verified else 'no weights'} | {_minutes(row)} | {d['created']} |")
+    lines += ["", f"Ranks: cells whose {INTERVAL:.0%} intervals overlap share a rank (=). The interval is a percentile "
+              "bootstrap of the overall figure that resamples each setting's seeds; the settings stay fixed, since "
+              "every cell runs the same ones. *Unconverged*: runs that more steps might still raise; "
+              + (f"{_evidence_note(suite)}; each is listed below." if suite.rule == "doubling" else
+                 f"{_evidence_note(suite)}."),
+              "", "## Bits per parameter, per setting", "",
+              "Mean over seeds ± population standard deviation; † marks a setting with an unconverged run (its "
+              "figure is a lower bound)" + ("" if suite.rule == "doubling" else ", here one stopped at the step "
+                                            "budget") + ".", "",
               "| submission | " + " | ".join(_short(t) for t in suite.settings) + " |",
               "|---|" + "---:|" * len(suite.settings)]
     for row in rows:
         cells = [f"{_f(row.setting(t)['bits_per_param']['mean'])} ± {_f(row.setting(t)['bits_per_param']['std'])}"
-                 + (" †" if row.setting(t)["at_budget"] else "") for t in suite.settings]
+                 + (" †" if _marked(row, t) else "") for t in suite.settings]
         lines.append(f"| {row.data['name']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Unconverged runs", ""]
+    listed = [(row, key, c) for row in rows for key, c in sorted((row.unconverged or {}).items())]
+    if suite.rule != "doubling":
+        lines.append(f"Not known: {_evidence_note(suite)}.")
+    elif not listed:
+        lines.append("None: every run reached its achievable ceiling or passed the doubling test.")
+    else:
+        entries = {(row.data["name"], e["key"]): e for row in rows for e in row.data["entries"]}
+        lines += [f"{len(listed)} of {sum(r.overall['runs'] for r in rows)} runs. *Gain*: what the figure gained over "
+                  "the last half of the run's steps.", "",
+                  "| submission | run | bits / param | stopped | steps | gain over the last half |",
+                  "|---|---|---:|---|---:|---:|"]
+        for row, key, c in listed:
+            e = entries[(row.data["name"], key)]
+            gain = "–" if c is None else f"{c['gain']:+.1%}"
+            lines.append(f"| {row.data['name']} | `{key}` | {_f(e['best']['train']['bits_per_param'], 3)} | "
+                         f"{e['stop_reason']} | {e['steps']:,} | {gain} |")
     guide = files("memtasks.leaderboard").joinpath("templates/submitting.md").read_text(encoding="utf-8")
     lines += ["", Template(guide).substitute(suite_id=suite.id, acc_tol=f"{ACCURACY_TOL:g}",
                                              mse_tol=f"{MSE_REL_TOL:.1%}").rstrip("\n"), ""]
@@ -205,16 +282,19 @@ def _name_cell(row: Row, describe: bool = False) -> str:
 def render_html(suite: Suite, rows: list[Row]) -> str:
     """The self-contained page (see the module docstring)."""
     overall = []
-    for i, row in enumerate(rows, 1):
-        o, d = row.overall, row.data
-        budget = f'<span class="warn">{o["at_budget"]}</span>' if o["at_budget"] else "0"
+    for row in rows:
+        o, d, sp = row.overall, row.data, row.spread or {}
+        n_unc = -1 if row.unconverged is None else len(row.unconverged)
+        unc = "–" if n_unc < 0 else f'<span class="warn">{n_unc}</span>' if n_unc else "0"
         overall.append(
-            f'<tr><td class="rank num">{i}</td>{_name_cell(row, describe=True)}'
-            f'<td><code>{_e(d["cell"]["name"])}</code></td>'
+            f'<tr><td class="rank num" data-value="{row.rank}">{rank_text(row, rows)}</td>'
+            f'{_name_cell(row, describe=True)}<td><code>{_e(d["cell"]["name"])}</code></td>'
             f'<td class="num score" data-value="{o["bits_per_param"]:.6f}">{_f(o["bits_per_param"], 3)}</td>'
+            f'<td class="num" data-value="{sp["low"]:.6f}" title="sd over seeds {sp["seed_std"]:.3f}">'
+            f'{_f(sp["low"], 3)}–{_f(sp["high"], 3)}</td>'
             f'<td class="num" data-value="{o["fraction_of_ceiling"]:.6f}">{_f(o["fraction_of_ceiling"], 3)}</td>'
             f'<td class="num" data-value="{o["at_ceiling"]}">{o["at_ceiling"]}/{o["runs"]}</td>'
-            f'<td class="num" data-value="{o["at_budget"]}">{budget}/{o["runs"]}</td>'
+            f'<td class="num" data-value="{n_unc}">{unc}{"" if n_unc < 0 else "/" + str(o["runs"])}</td>'
             f'<td class="num" data-value="{_e(row.params.split("–")[0])}">{_e(row.params)}</td>'
             f'<td data-value="{int(row.verified)}">{_badge(row)}</td>'
             f'<td class="num" data-value="{row.run_time[0] or 0:.3f}" title="{_e(row.run_time[1])}">'
@@ -229,9 +309,10 @@ def render_html(suite: Suite, rows: list[Row]) -> str:
         for t in suite.settings:
             v = row.setting(t)["bits_per_param"]["mean"]
             alpha = 0.06 + 0.5 * max(v, 0.0) / top[t]
-            budget = row.setting(t)["at_budget"]
-            mark = (f'<sup class="mark" title="{budget} of {row.setting(t)["runs"]} runs stopped at the step budget">'
-                    '†</sup>') if budget else ""
+            unc = _marked(row, t)
+            what = "unconverged" if row.unconverged is not None else "at the step budget"
+            mark = (f'<sup class="mark" title="{unc} of {row.setting(t)["runs"]} runs {what}">'
+                    '†</sup>') if unc else ""
             cells.append(f'<td class="cellv" data-value="{v:.6f}" style="background: rgba(47, 95, 208, {alpha:.3f})">'
                          f'{_f(v)}{mark}</td>')
         heat.append(f'<tr>{_name_cell(row)}{"".join(cells)}</tr>')
@@ -242,6 +323,7 @@ def render_html(suite: Suite, rows: list[Row]) -> str:
         facts="".join(f'<span class="fact">{_e(f)}</span>' for f in _facts(suite)), n_settings=len(suite.settings),
         overall_rows="\n".join(overall), heat_head=heat_head, heat_rows="\n".join(heat), cards="\n".join(cards),
         acc_tol=f"{ACCURACY_TOL:g}", mse_tol=f"{MSE_REL_TOL:.1%}", n_submissions=len(rows),
+        interval=f"{INTERVAL:.0%}", evidence_note=_e(_evidence_note(suite)),
         plural="s" * (len(rows) != 1))
 
 
@@ -253,11 +335,12 @@ def _card(suite: Suite, task: str, rows: list[Row]) -> str:
     for row in ranked:
         s = row.setting(task)
         b, f = s["bits_per_param"], s["fraction_of_ceiling"]
-        budget = f'<span class="warn">{s["at_budget"]}</span>' if s["at_budget"] else "0"
+        n_unc = _marked(row, task)
+        unc = f'<span class="warn">{n_unc}</span>' if n_unc else "0"
         body.append(f'<tr>{_name_cell(row)}<td class="num" data-value="{b["mean"]:.6f}">{_f(b["mean"])} '
                     f'<span class="small">± {_f(b["std"])}</span></td>'
                     f'<td class="num" data-value="{f["mean"]:.6f}">{_f(f["mean"], 3)}</td>'
-                    f'<td class="num" data-value="{s["at_budget"]}">{budget}/{s["runs"]}</td></tr>')
+                    f'<td class="num" data-value="{n_unc}">{unc}/{s["runs"]}</td></tr>')
     size = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
     return (f'<section class="card" id="{_e(task)}"><h3>{_e(task)}</h3>'
             f'<div class="meta">{part.bits_per_param:g} bits of targets per parameter ({size} training examples); '
@@ -265,7 +348,7 @@ def _card(suite: Suite, task: str, rows: list[Row]) -> str:
             '<table class="sortable-table"><thead><tr><th class="sortable" data-type="text">Submission</th>'
             '<th class="sortable num" data-type="num">Bits / param</th>'
             '<th class="sortable num" data-type="num">Fraction of ceiling</th>'
-            '<th class="sortable num" data-type="num">At budget</th></tr></thead>'
+            '<th class="sortable num" data-type="num">Unconverged</th></tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></section>')
 
 

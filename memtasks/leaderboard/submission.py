@@ -63,7 +63,11 @@ def sha256_file(path: Path) -> str:
 
 
 def compact(result: dict[str, Any]) -> dict[str, Any]:
-    """A RunResult dict without its evaluation and learning-rate histories (the trials' summaries stay)."""
+    """A RunResult dict as an entry holds it. A result with convergence evidence keeps its histories (already thinned
+    to the evaluations that show the run's shape and its evidence, so the validator can recheck it); one from
+    before the doubling rule drops them (the trials' summaries stay)."""
+    if result.get("convergence"):
+        return dict(result)
     return {**result, "history": [], "lr_history": []}
 
 

@@ -244,7 +244,18 @@ def _check_weights(report: Report, data: dict[str, Any], entries: list[dict[str,
         return
     path = report.path.parent / w["file"]
     if not path.is_file():
-        report.add("weights", f"{w['file']} is missing beside the submission")
+        # Say what is there: "missing" for a link to /dev/zero or a folder would send its author looking in vain.
+        kinds = ((path.is_dir, "a directory"), (path.is_char_device, "a character device"),
+                 (path.is_block_device, "a block device"), (path.is_fifo, "a named pipe"),
+                 (path.is_socket, "a socket"))
+        kind = next((name for test, name in kinds if test()), None)
+        if path.is_symlink():
+            what = f"is a symbolic link to {kind}" if kind else "is a broken symbolic link"
+            report.add("weights", f"{w['file']} {what}, not a regular file")
+        elif kind:
+            report.add("weights", f"{w['file']} is {kind}, not a regular file")
+        else:
+            report.add("weights", f"{w['file']} is missing beside the submission")
         return
     try:
         header = safetensors_header(path)

@@ -119,7 +119,8 @@ class Group:
 
     ``mean`` and ``std`` map each of :data:`STATS` to the mean and population std over the runs that
     finished at least one epoch (``n_measured``); None where no run measured it. ``at_budget`` counts the runs
-    whose measurement the step budget ended (not the ceiling or a plateau): their figures are lower bounds.
+    whose measurement the step budget ended (not the ceiling or a plateau); ``unconverged`` the runs whose figure
+    is not shown converged (:func:`lower_bound`): those figures are lower bounds.
     ``sources`` lists the target sources (random / teacher); ``varied`` names settings outside the key that
     differ between the runs (e.g. ``task.out_classes``), which should be empty.
     """
@@ -130,6 +131,7 @@ class Group:
     seeds: list[int]
     statuses: dict[str, int]
     at_budget: int
+    unconverged: int
     sources: list[str]
     varied: list[str]
     mean: dict[str, float | None]
@@ -187,6 +189,14 @@ def _varied(runs: Sequence[RunResult]) -> list[str]:
     return out
 
 
+def lower_bound(run: RunResult) -> bool:
+    """Whether a run's figure is a lower bound: the doubling test did not show it converged, or (a result from
+    before the test, with no evidence) the step budget stopped it."""
+    if run.convergence is not None:
+        return not run.convergence["converged"]
+    return run.stop_reason == "budget"
+
+
 def _group(key: GroupKey, runs: list[RunResult]) -> Group:
     # Seed order, so the sums (and their last bits) do not depend on the order files were read in.
     runs = sorted(runs, key=lambda r: (r.protocol["seed"], r.task["kwargs"].get("seed", 0), r.created))
@@ -197,7 +207,7 @@ def _group(key: GroupKey, runs: list[RunResult]) -> Group:
     return Group(
         key=key, n_runs=len(runs), n_measured=len(measured), seeds=sorted(r.protocol["seed"] for r in runs),
         statuses={s: status[s] for s in [*STATUSES, *sorted(set(status) - set(STATUSES))] if status[s]},
-        at_budget=sum(r.stop_reason == "budget" for r in runs),
+        at_budget=sum(r.stop_reason == "budget" for r in runs), unconverged=sum(lower_bound(r) for r in runs),
         sources=sorted({str(r.task["kwargs"].get("source", "random")) for r in runs}), varied=_varied(runs),
         mean={s: float(m) if c else None for s, m, c in zip(STATS, mean, count, strict=True)},
         std={s: float(d) if c else None for s, d, c in zip(STATS, std, count, strict=True)},

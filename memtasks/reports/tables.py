@@ -23,11 +23,11 @@ KEY_FIELDS = tuple(f.name for f in fields(GroupKey))
 
 def write_csv(groups: list[Group], path: str | Path) -> Path:
     """One row per group: the key fields, ``<stat>_mean`` and ``<stat>_std`` of each of :data:`STATS`,
-    then ``n_runs``, ``n_measured``, ``seeds`` (space-joined), ``statuses`` (``status:count``) and ``n_at_budget``
-    (runs the step budget stopped)."""
+    then ``n_runs``, ``n_measured``, ``seeds`` (space-joined), ``statuses`` (``status:count``), ``n_at_budget``
+    (runs the step budget stopped) and ``n_unconverged`` (runs whose figure is a lower bound)."""
     path = Path(path)
     header = [*KEY_FIELDS, *(f"{s}_{m}" for s in STATS for m in ("mean", "std")), "n_runs", "n_measured",
-              "seeds", "statuses", "n_at_budget"]
+              "seeds", "statuses", "n_at_budget", "n_unconverged"]
     with path.open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
@@ -35,7 +35,7 @@ def write_csv(groups: list[Group], path: str | Path) -> Path:
             w.writerow([*(_cell(getattr(g.key, k)) for k in KEY_FIELDS),
                         *(_cell(d[s]) for s in STATS for d in (g.mean, g.std)), g.n_runs, g.n_measured,
                         " ".join(map(str, g.seeds)), " ".join(f"{s}:{n}" for s, n in g.statuses.items()),
-                        g.at_budget])
+                        g.at_budget, g.unconverged])
     return path
 
 
@@ -118,8 +118,8 @@ def _setting_tables(groups: list[Group], frontier_rows: list[FrontierRow]) -> li
 
 
 def _marks(g: Group) -> str:
-    """``†`` when the step budget stopped a run of the group (a lower bound), ``*`` when one did not complete."""
-    return ("†" if g.at_budget else "") + ("*" if not g.completed else "")
+    """``†`` when a run of the group is unconverged (a lower bound), ``*`` when one did not complete."""
+    return ("†" if g.unconverged else "") + ("*" if not g.completed else "")
 
 
 def _frontier_table(frontier_rows: list[FrontierRow]) -> _Table:
@@ -165,11 +165,12 @@ def markdown_report(groups: list[Group], frontier_rows: list[FrontierRow]) -> st
         names = sorted({v for g in mixed for v in g.varied})
         lines += [f"**Warning:** {len(mixed)} group(s) mix runs that differ in {', '.join(names)}; their means "
                   "average unlike runs.", ""]
-    budget = [g for g in groups if g.at_budget]
+    budget = [g for g in groups if g.unconverged]
     if budget:
-        lines += [f"† {sum(g.at_budget for g in budget)} of {n_runs} runs, in {len(budget)} of {len(groups)} groups, "
-                  "stopped at their step budget before a plateau or the ceiling: those figures are lower bounds, not "
-                  "converged measurements (see n_at_budget in summary.csv).", ""]
+        lines += [f"† {sum(g.unconverged for g in budget)} of {n_runs} runs, in {len(budget)} of {len(groups)} "
+                  "groups, are not shown converged (the doubling test did not pass, or, for results from before it, "
+                  "the step budget stopped them): those figures are lower bounds, not converged measurements (see "
+                  "n_unconverged in summary.csv).", ""]
     if any(not g.completed for g in groups):
         lines += ["\\* not every run of this group completed (diverged or interrupted); see summary.csv.", ""]
     for t in _setting_tables(groups, frontier_rows):

@@ -58,8 +58,9 @@ def configs(cells: Sequence[str] = DEFAULT_CELLS, scale: float = 1.0) -> list[An
         name=f"{size.name}-{variant}", tasks=[TASK], cells=list(cells), n_examples=[N_EXAMPLES], seq_len=[SEQ_LEN],
         hidden=[HIDDEN], embed_dim=EMBED_DIM, seeds=size.seeds(SEEDS), data_seed=DATA_SEED,
         search={"lr": [LR], "batch_size": [BATCH]}, task_kwargs={"n_test": N_TEST, **noise},
-        # patience beyond the budget: one constant learning rate, no plateau stop (only the ceiling stops a run)
-        protocol={"max_steps": size.steps(EPOCHS * steps_per_epoch), "eval_every": steps_per_epoch,
+        # the plateau rule with patience beyond the budget: one constant learning rate, a fixed number of epochs
+        # (only the ceiling stops a run), so every seed records the same epochs
+        protocol={"rule": "plateau", "max_steps": size.steps(EPOCHS * steps_per_epoch), "eval_every": steps_per_epoch,
                   "patience": 10 * EPOCHS, "record_examples": True})
         for variant, noise in VARIANTS]
 

@@ -34,8 +34,8 @@ else:  # pragma: no cover - Python 3.10
 #: The keys an ``[[overrides]]`` table selects points by (each a list of grid values).
 OVERRIDE_SELECTORS = ("tasks", "cells", "n_examples", "bits_per_param")
 #: The [protocol] keys a sweep may set (learning rates and batch sizes belong to the [search]).
-PROTOCOL_KEYS = ("max_steps", "eval_every", "patience", "plateau_steps", "decay", "max_decays", "min_improvement",
-                 "grad_clip", "eval_batch_size", "record_examples")
+PROTOCOL_KEYS = ("max_steps", "eval_every", "rule", "tolerance", "min_steps", "passes", "patience", "plateau_steps",
+                 "decay", "max_decays", "min_improvement", "grad_clip", "eval_batch_size", "record_examples")
 
 
 class SweepError(MemtasksError, ValueError):
@@ -118,8 +118,8 @@ class SweepConfig:
         _refuse({"lr", "batch_size", "seed", "device"} & set(self.protocol),
                 "[protocol] sets {}; learning rates and batch sizes are the [search], seeds a grid list, "
                 "the device a command-line option")
-        _refuse(set(self.search) - {"lr", "batch_size", "prune", "inits"},
-                "[search] has unknown keys {}; valid: lr, batch_size, prune, inits")
+        _refuse(set(self.search) - {"lr", "batch_size", "prune", "inits", "halving"},
+                "[search] has unknown keys {}; valid: lr, batch_size, prune, inits, halving")
         try:
             self.search_spec()
         except ProtocolError as exc:
@@ -156,12 +156,13 @@ class SweepConfig:
         for name in ("search", "protocol"):
             if not isinstance(override.get(name, {}), dict):
                 raise SweepError(f"{where} {name} must be a table")
-        _refuse(set(override.get("search", {})) - {"lr", "batch_size", "prune", "inits"},
-                f"{where} search has unknown keys {{}}; valid: lr, batch_size, prune, inits")
+        _refuse(set(override.get("search", {})) - {"lr", "batch_size", "prune", "inits", "halving"},
+                f"{where} search has unknown keys {{}}; valid: lr, batch_size, prune, inits, halving")
         _refuse(set(override.get("protocol", {})) - set(PROTOCOL_KEYS),
                 f"{where} protocol has unknown keys {{}}; valid: {', '.join(PROTOCOL_KEYS)}")
         try:
-            self.search_spec({**self.search, **override.get("search", {})})
+            self.search_spec({**self.search, **override.get("search", {})},
+                             {**self.protocol, **override.get("protocol", {})})
         except ProtocolError as exc:
             raise SweepError(f"{where}: {exc}") from None
 
@@ -197,15 +198,18 @@ class SweepConfig:
         the folders of sweeps that keep no weights read as before)."""
         return {k: v for k, v in asdict(self).items() if v is not None and not (k == "save_models" and not v)}
 
-    def search_spec(self, search: dict[str, Any] | None = None) -> Search:
+    def search_spec(self, search: dict[str, Any] | None = None, protocol: dict[str, Any] | None = None) -> Search:
         """The declared search that measures every point not overridden (the default learning-rate grid if none
-        is given), or the one a ``search`` table (``[search]`` merged with an override's) declares."""
+        is given), or the one a ``search`` table (``[search]`` merged with an override's) declares. Halving is on
+        unless the table turns it off or the protocol's rule is ``plateau``."""
         search = self.search if search is None else search
+        rule = (self.protocol if protocol is None else protocol).get("rule", "doubling")
         lrs = search.get("lr", list(DEFAULT_LRS))
         sizes = search.get("batch_size", [DEFAULT_BATCH_SIZE])
         return Search(lrs=tuple(lrs) if isinstance(lrs, list) else (lrs,),
                       batch_sizes=tuple(sizes) if isinstance(sizes, list) else (sizes,),
-                      prune=search.get("prune", True), inits=search.get("inits", 1))
+                      prune=search.get("prune", True), inits=search.get("inits", 1),
+                      halving=search.get("halving", rule == "doubling"))
 
     def settings(self, task: str, cell: str, size: tuple[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The ``[search]`` and ``[protocol]`` tables of one point: the sweep's, with every matching override
@@ -233,7 +237,7 @@ class SweepConfig:
                              bits_per_param=float(size) if unit == "bits" else None, seq_len=t, seed=seed,
                              params=budget if kind == "params" else None, hidden=budget if kind == "hidden" else None,
                              embed_dim=self.embed_dim, task_kwargs={**self.task_kwargs, **self.per_task.get(task, {})},
-                             protocol=Protocol.from_dict(protocol), search=self.search_spec(search),
+                             protocol=Protocol.from_dict(protocol), search=self.search_spec(search, protocol),
                              cell_kwargs=dict(self.cell_kwargs.get(cell, {})), save_model=self.save_models,
                              data_seed=self.data_seed))
         return out
@@ -263,9 +267,37 @@ class SweepConfig:
                     real_targets.add(task)
             except SpecError as exc:
                 raise SweepError(str(exc)) from None
+        # Every seed, as a training seed and (unless data_seed fixes the data) as each task's seed kwarg: one out
+        # of range would otherwise fail every point of the sweep, one by one.
+        from memtasks.sweeps.runner import MAX_TRAIN_SEED
+
+        for seed in self.seeds:
+            if not 0 <= seed <= MAX_TRAIN_SEED:
+                raise SweepError(f"seeds: {seed} is out of range; a seed (data and training) must be an integer "
+                                 f"in [0, {MAX_TRAIN_SEED}]")
+        data_seeds = [self.data_seed] if self.data_seed is not None else self.seeds
+        for task, seed in itertools.product(self.tasks, sorted({min(data_seeds), max(data_seeds)})):  # a range's ends
+            kw = {**self.task_kwargs, **self.per_task.get(task, {}), "seed": seed}
+            try:
+                make_task(task, (self.n_examples or [None])[0], self.seq_len[0], **kw)
+            except SpecError as exc:
+                raise SweepError(str(exc)) from None
         points = self.points()
         if not points:
             raise SweepError("the grid is empty")
+        # Build each cell once, as ``memtasks run`` does before it starts (import its module, call its factory on the
+        # meta device): a cell that cannot be built would otherwise fail every point, after its folder is made.
+        from memtasks.fitting.spec import resolve
+
+        for cell in self.cells:
+            first = next(p for p in points if p.cell == cell)
+            try:
+                resolve(first)
+            except MemtasksError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a third-party factory's failure, reported in one line
+                raise SweepError(f"cell {cell!r} could not be built for {first.stem} "
+                                 f"({type(exc).__name__}: {exc})") from None
         recording = sorted({p.task for p in points if p.protocol.record_examples} & real_targets)
         if recording:
             raise SweepError(f"record_examples needs categorical targets (an example is fitted when every scored "

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
 
 import torch
 
@@ -17,9 +18,35 @@ from memtasks.fitting.cost import specs_seconds
 from memtasks.sweeps.config import Point
 from memtasks.sweeps.point import Outcome, run_group, run_group_dicts
 
+#: Whether this pool worker is measuring a job: only then has a Ctrl-C anything to interrupt.
+_busy = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Ctrl-C in a pool worker (the terminal sends it to the coordinator and every worker): a busy worker stops its
+    job as a single process would (its trials end as interrupted, and are written); an idle one has nothing to
+    stop and waits, quietly, for the coordinator to shut it down, instead of dying with a traceback."""
+    if _busy:
+        raise KeyboardInterrupt
+
+
+def _run_job(points: list[dict[str, Any]], device: str, write_to: str) -> list[Outcome]:
+    """A pool worker's job: :func:`run_group_dicts`, with Ctrl-C armed while it runs."""
+    global _busy
+    _busy = True
+    try:
+        return run_group_dicts(points, device, write_to)
+    finally:
+        _busy = False
+
 
 def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     torch.set_num_threads(threads)
+    if parent_pid is not None and hasattr(signal, "pthread_sigmask"):
+        # A pool worker starts with SIGINT blocked (see run_local); one that came during start-up is delivered
+        # now, to the handler.
+        signal.signal(signal.SIGINT, _on_sigint)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if parent_pid is not None and sys.platform.startswith("linux"):
         # Die with the coordinating process: a killed sweep must not leave orphan runs burning CPU.
         # SIGKILL, not SIGTERM: Lightning catches SIGTERM to stop a fit gracefully, and the idle worker would
@@ -52,7 +79,16 @@ def run_local(groups: list[list[Point]], workers: int, threads: int, device: str
     try:
         # Costliest groups first (by their worst case), so the last jobs to start are short ones.
         order = sorted(groups, key=group_cost, reverse=True)
-        futures = {pool.submit(run_group_dicts, [p.to_dict() for p in g], device, write_to): g for g in order}
+        # The workers are spawned by these submits and inherit this thread's signal mask: with SIGINT blocked, a
+        # Ctrl-C cannot kill one while it is still importing torch (a traceback, before any handler of ours is
+        # set); each unblocks it once its handler is in place. Here the Ctrl-C only waits until the mask is restored.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if hasattr(signal, "pthread_sigmask") \
+            else None
+        try:
+            futures = {pool.submit(_run_job, [p.to_dict() for p in g], device, write_to): g for g in order}
+        finally:
+            if mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -37,6 +37,8 @@ from memtasks.sweeps.point import Outcome
 Backend = Callable[[list[list[Point]]], Iterable[Outcome]]
 #: A sweep whose worst case would take longer than this is refused unless the caller says yes.
 LIMIT_HOURS = 6.0
+#: The largest training seed: Lightning's ``seed_everything`` takes only numpy's legacy range [0, 2**32 - 1].
+MAX_TRAIN_SEED = 2**32 - 1
 
 
 def group_points(points: list[Point]) -> list[list[Point]]:

@@ -16,6 +16,10 @@ import numpy as np
 
 from memtasks.errors import InvalidKwargError
 
+#: Why a number written with other digits is refused: Python's int() and float() read any Unicode digits
+#: ('１０' is 10), so a typo from a full-width keyboard would be taken silently.
+ASCII_DIGITS_ONLY = "only ASCII digits (0-9) are valid in a number"
+
 
 @dataclass(frozen=True)
 class Param:
@@ -87,6 +91,9 @@ class Param:
         if self.none_ok and text.strip().lower() in ("none", "null"):
             return None
         value: Any = text
+        if self.type in (int, float) and not text.isascii():
+            raise InvalidKwargError(f"{owner}: {self.name}={text!r} is invalid: {ASCII_DIGITS_ONLY}; "
+                                    f"{self.name} must be {self.describe_range()}")
         try:
             if self.type is int:
                 value = int(text.replace("_", ""))

@@ -63,7 +63,7 @@ def test_run_prints_a_summary_and_writes_the_result(tmp_path):
     assert saved.schema_version == 2
     assert saved.stop_reason == "ceiling" and saved.model_file == files[1]
     assert saved.protocol["lr"] == 0.01 and saved.protocol["batch_size"] == 20 and saved.protocol["max_steps"] == 100
-    assert saved.search == {"lrs": [0.01], "batch_sizes": [20], "prune": True}
+    assert saved.search == {"lrs": [0.01], "batch_sizes": [20], "prune": True, "halving": True}
     assert len(saved.trials) == 1 and saved.selected_trial == 0 and saved.batched_with == 1
     assert saved.task["kwargs"]["n_examples"] == 40
     # Budgets are optimizer steps: the training set is evaluated every eval_every steps until the ceiling.
@@ -120,7 +120,7 @@ def test_run_searches_learning_rates_and_batch_sizes(tmp_path):
     result = run(*args, "--out", str(tmp_path / "json"), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["search"] == {"lrs": [1e-3, 1e-2], "batch_sizes": [8, 32], "prune": True}
+    assert data["search"] == {"lrs": [1e-3, 1e-2], "batch_sizes": [8, 32], "prune": True, "halving": True}
     trials = data["trials"]
     assert [(t["lr"], t["batch_size"]) for t in trials] == [(1e-3, 8), (1e-2, 8), (1e-3, 32), (1e-2, 32)]
     assert all(t["status"] == "completed" and t["best"] is not None for t in trials), trials
@@ -184,15 +184,19 @@ def test_cells_lists_the_builtins():
     (["--lr", "abc"], ["'abc'", "comma-separated floats"]),
     (["--lr", "0.01,0.01"], ["lists learning rates twice"]),
     (["--inits", "0"], ["search inits must be a positive integer, got 0"]),
-    (["--plateau-steps", "0"], ["plateau_steps must be a positive integer, got 0"]),
+    (["--rule", "plateau", "--plateau-steps", "0"], ["plateau_steps must be a positive integer, got 0"]),
+    (["--plateau-steps", "5"], ["plateau_steps is a setting of rule plateau", "valid for doubling"]),
+    (["--tolerance", "1.5"], ["tolerance must be a relative gain in (0, 1)"]),
+    (["--min-steps", "0"], ["min_steps must be a positive integer, got 0"]),
+    (["--passes", "-2"], ["passes must be a positive integer, got -2"]),
     (["--batch-size", "0"], ["search batch size must be a positive integer, got 0"]),
     (["--batch-size", "8,x"], ["'8,x'", "comma-separated ints"]),
     (["--max-steps", "0"], ["max_steps must be a positive integer, got 0"]),
     (["--eval-every", "0"], ["eval_every must be a positive integer, got 0"]),
-    (["--patience", "0"], ["patience must be a positive integer, got 0"]),
+    (["--rule", "plateau", "--patience", "0"], ["patience must be a positive integer, got 0"]),
     (["--decays", "-1"], ["max_decays must be a non-negative integer, got -1"]),
     (["--grad-clip", "-1"], ["grad_clip must be >= 0"]),
-    (["--max-steps", "100000000000"], ["100,000,000,000 steps", "use --yes"]),
+    (["--max-steps", "100000000000", "--passes", "100000000000"], ["100,000,000,000 steps", "use --yes"]),
     (["--device", "quantum"], ["unknown device 'quantum'"]),
     (["-k", "seq_len=0"], ["seq_len"]),
     (["--threads", "0"], ["--threads must be a positive integer"]),
@@ -222,7 +226,8 @@ def test_a_run_of_hours_is_refused_unless_yes(tmp_path):
     """The worst-case estimate is checked before anything is written; --yes lets the run past that check."""
     blocked = tmp_path / "file"
     blocked.write_text("")
-    base = ["run", "Seq2Vec-CatCat-v0", *TINY, "--hidden", "4", "--lr", "0.01", "--max-steps", "100000000000"]
+    base = ["run", "Seq2Vec-CatCat-v0", *TINY, "--hidden", "4", "--lr", "0.01", "--max-steps", "100000000000",
+            "--rule", "plateau"]
     refused = run(*base, "--out", str(tmp_path / "o"))
     assert_bad_input(refused, "of up to 100,000,000,000 steps", "at worst about", "use --yes")
     assert not (tmp_path / "o").exists()
@@ -232,13 +237,15 @@ def test_a_run_of_hours_is_refused_unless_yes(tmp_path):
 
 
 def test_the_estimate_counts_every_trial_of_the_search(tmp_path):
-    """A budget that one trial can afford (half the limit at worst) is refused for a search of four."""
+    """A budget that one trial can afford (half the limit at worst) is refused for a search of four that trains every
+    trial to its budget (the plateau rule: no halving)."""
     task = memtasks.make("Seq2Vec-CatCat-v0", seq_len=5, n_examples=40, n_test=10)
     total = count_total_params(task.layout, cell_spec("lstm"), 4, 16, {})
     steps = str(round(RUN_LIMIT_S / 2 / trial_step_seconds(total, 64, task.layout.length)))
     blocked = tmp_path / "file"
     blocked.write_text("")
-    base = ["run", "Seq2Vec-CatCat-v0", *TINY, "--hidden", "4", "--max-steps", steps, "--out", str(blocked / "sub")]
+    base = ["run", "Seq2Vec-CatCat-v0", *TINY, "--hidden", "4", "--max-steps", steps, "--rule", "plateau",
+            "--out", str(blocked / "sub")]
     assert_bad_input(run(*base, "--lr", "0.01"), "cannot write results to")  # one trial: not refused
     assert_bad_input(run(*base, "--lr", "1e-3,3e-3,1e-2,3e-2"), "4 trials", "use --yes")
     assert_bad_input(run(*base), "4 trials", "use --yes")  # the default grid is four learning rates
@@ -264,7 +271,7 @@ def test_ctrl_c_saves_the_partial_result(tmp_path):
     # completed and evaluated steps.
     cmd = [sys.executable, "-m", "memtasks.cli", "run", "Seq2Vec-CatCat-v0", "-k", "seq_len=5", "-k", "n_examples=64",
            "--batch-size", "64", "--cell", "tests.plugin_cells:interrupting", "--hidden", "8", "--lr", "1e-6",
-           "--eval-every", "1", "--max-steps", "100", "--patience", "100", "--out", str(tmp_path / "runs"),
+           "--eval-every", "1", "--max-steps", "100", "--out", str(tmp_path / "runs"),
            "--no-progress"]
     # A shell without job control starts background commands with SIGINT ignored, and a child inherits that;
     # restore the default so the cell's Ctrl-C is delivered however the suite itself was started.

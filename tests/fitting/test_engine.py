@@ -16,7 +16,7 @@ from memtasks.fitting.trainer import select
 from memtasks.models.cells import BUILTIN_CELLS
 from memtasks.models.registry import cell_spec, register_cell
 
-SHORT = Protocol(max_steps=40, eval_every=10, patience=50)
+SHORT = Protocol(max_steps=40, eval_every=10)
 
 
 def _trials(task_id: str) -> list[Trial]:
@@ -83,24 +83,24 @@ def test_stacked_adam_is_torch_adam_with_clipping_per_model():
 def test_a_diverging_trial_ends_alone():
     trials = _trials("Seq2Vec-RealReal-v0")
     trials[1].lr = 1e12  # this one blows up; the others must train on as if it were not there
-    runs = _train(trials, "irnn", Protocol(max_steps=40, eval_every=10, patience=50, grad_clip=0.0))
+    runs = _train(trials, "irnn", Protocol(max_steps=40, eval_every=10, grad_clip=0.0))
     assert (runs[1].status, runs[1].stop_reason) == ("diverged", "diverged") and runs[1].steps < 40
     assert all(runs[k].status == "completed" and runs[k].steps == 40 for k in (0, 2))
-    reference = _train([trials[0]], "irnn", Protocol(max_steps=40, eval_every=10, patience=50, grad_clip=0.0))
+    reference = _train([trials[0]], "irnn", Protocol(max_steps=40, eval_every=10, grad_clip=0.0))
     assert [e["train"]["loss"] for e in runs[0].history] == pytest.approx(
         [e["train"]["loss"] for e in reference[0].history], rel=1e-4)
 
 
 def test_trials_stop_on_their_own_and_leave_the_stack():
     trials = _trials("Seq2Vec-CatCat-v0")
-    runs = _train(trials, "gru", Protocol(max_steps=3000, eval_every=10, patience=50))
+    runs = _train(trials, "gru", Protocol(max_steps=3000, eval_every=10))
     assert all(r.stop_reason == "ceiling" for r in runs.values())
     assert len({r.steps for r in runs.values()}) > 1  # they finished at different steps
 
 
 def test_the_first_trial_of_a_point_at_its_ceiling_stops_its_siblings():
     trials = _trials("Seq2Vec-CatCat-v0")
-    protocol = Protocol(max_steps=3000, eval_every=10, patience=50)
+    protocol = Protocol(max_steps=3000, eval_every=10)
     for t in trials:
         t.point = "p"  # one point: its search's trials
     runs = _train(trials, "gru", protocol)
@@ -117,6 +117,8 @@ def _plateau_counter(y_type: str, protocol: Protocol, evals: list[dict]) -> tupl
     group = SimpleNamespace(layout=SimpleNamespace(y_type=y_type), protocol=protocol, keep_best=False,
                             optim=SimpleNamespace(lr=[1e-2]), step_count=0)
     group._improved = lambda new, best: _Group._improved(group, new, best)
+    group._plateau = lambda *a: _Group._plateau(group, *a)
+    group._lower = lambda *a: _Group._lower(group, *a)
     run, counters = TrialRun(Trial(None, None, 0, 1e-2, 8)), []  # type: ignore[arg-type]
     for e in evals:
         run.history.append({"step": 0, "train": {"at_ceiling": False, **e}})
@@ -126,7 +128,7 @@ def _plateau_counter(y_type: str, protocol: Protocol, evals: list[dict]) -> tupl
 
 
 def test_a_falling_loss_is_progress_even_when_no_more_targets_are_correct():
-    protocol = Protocol(patience=3, plateau_steps=1, min_improvement=1e-3)
+    protocol = Protocol(rule="plateau", patience=3, plateau_steps=1, min_improvement=1e-3)
     falling = [{"correct": 5, "loss": 1.0 - 0.01 * i} for i in range(6)]
     assert _plateau_counter("cat", protocol, falling) == ([0] * 6, [])
     flat = [{"correct": 5, "loss": 1.0 - 1e-5 * i} for i in range(6)]  # below min_improvement: no progress
@@ -134,12 +136,12 @@ def test_a_falling_loss_is_progress_even_when_no_more_targets_are_correct():
 
 
 def test_a_plateau_lasts_at_least_plateau_steps():
-    p = Protocol(patience=8, plateau_steps=300)
+    p = Protocol(rule="plateau", patience=8, plateau_steps=300)
     assert p.patience_evals(10) == 30  # frequent evaluations: the step floor decides
     assert p.patience_evals(100) == 8  # rare ones: the evaluation count decides
-    assert Protocol(patience=2, plateau_steps=1).patience_evals(10) == 2
+    assert Protocol(rule="plateau", patience=2, plateau_steps=1).patience_evals(10) == 2
     with pytest.raises(ProtocolError, match="plateau_steps must be a positive integer, got 0"):
-        Protocol(plateau_steps=0)
+        Protocol(rule="plateau", plateau_steps=0)
 
 
 def test_the_automatic_evaluation_interval_bounds_its_cost():
@@ -176,7 +178,7 @@ def test_a_search_records_every_trial_and_measures_the_best():
 @pytest.mark.parametrize("prune", [True, False])
 def test_a_search_prunes_only_when_asked(prune):
     task = memtasks.make("Seq2Vec-CatCat-v0", seq_len=4, n_examples=16, n_test=8)
-    result = memtasks.fit(task, "gru", hidden=16, protocol=Protocol(max_steps=3000, eval_every=10, patience=50),
+    result = memtasks.fit(task, "gru", hidden=16, protocol=Protocol(max_steps=3000, eval_every=10),
                           search=Search(lrs=(3e-3, 3e-2), prune=prune))
     reasons = sorted(t["stop_reason"] for t in result.trials)
     assert reasons == (["ceiling", "pruned"] if prune else ["ceiling", "ceiling"])
@@ -191,7 +193,7 @@ def test_a_search_over_initialisations_repeats_each_trial_from_other_seeds():
     with pytest.raises(ProtocolError, match="search inits must be a positive integer, got 0"):
         Search(inits=0)
     task = memtasks.make("Seq2Vec-CatCat-v0", seq_len=4, n_examples=24, n_test=0)
-    proto = Protocol(max_steps=30, eval_every=10, patience=50)
+    proto = Protocol(max_steps=30, eval_every=10)
     both = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,), inits=2, prune=False),
                         seed=3)
     alone = memtasks.fit(task, "gru", hidden=6, protocol=proto, search=Search(lrs=(1e-2,)), seed=3)

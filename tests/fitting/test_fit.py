@@ -19,7 +19,7 @@ from memtasks.models.registry import CellError
 from memtasks.fitting.evaluate import MetricSums
 from memtasks.models.sequence_model import SequenceModel, hidden_for_params
 
-FAST = Protocol(max_steps=3000, eval_every=10, patience=50)
+FAST = Protocol(max_steps=3000, eval_every=10)
 ONE = Search(lrs=(1e-2,), batch_sizes=(32,))  # one trial: most tests check the protocol, not the search
 
 
@@ -88,10 +88,10 @@ def test_metric_sums_give_bits_at_known_points():
 
 def test_budget_and_plateau_stops():
     task = tiny("Seq2Vec-CatCat-v0", n_examples=200, seq_len=8)
-    proto = Protocol(max_steps=30, eval_every=10, patience=50)
+    proto = Protocol(max_steps=30, eval_every=10)
     budget = fit(task, "rnn", hidden=4, protocol=proto, search=Search(lrs=(3e-3,)))
     assert (budget.status, budget.stop_reason, budget.steps, budget.evaluations) == ("completed", "budget", 30, 3)
-    proto = Protocol(max_steps=10_000, eval_every=5, patience=3, plateau_steps=1, max_decays=2, decay=0.5)
+    proto = Protocol(rule="plateau", max_steps=10_000, eval_every=5, patience=3, plateau_steps=1, max_decays=2, decay=0.5)
     plateau = fit(task, "rnn", hidden=4, protocol=proto, search=Search(lrs=(1e-9,)))
     assert (plateau.status, plateau.stop_reason) == ("completed", "plateau")
     # evaluation 1 sets the best; 3 without improvement decay the rate, twice; 3 more after the last stop it
@@ -108,7 +108,7 @@ def test_divergence_is_recorded_not_raised():
 
 def test_runs_repeat_exactly_with_the_same_seed():
     task = tiny("NextStep-CatReal-v0")
-    proto = Protocol(max_steps=40, eval_every=10, patience=10)
+    proto = Protocol(max_steps=40, eval_every=10)
     one = Search(lrs=(5e-3,), batch_sizes=(16,))
     a = fit(task, "gru", hidden=8, protocol=proto, search=one, seed=3)
     b = fit(task, "gru", hidden=8, protocol=proto, search=one, seed=3)
@@ -122,7 +122,7 @@ def test_runs_repeat_exactly_with_the_same_seed():
                                   "tests.plugin_cells:elman"])
 def test_every_cell_kind_runs_end_to_end(cell):
     task = tiny("NextStep-CatCat-v0")
-    proto = Protocol(max_steps=90, eval_every=3, patience=30)
+    proto = Protocol(max_steps=90, eval_every=3)
     result = fit(task, cell, hidden=16, protocol=proto, search=Search(lrs=(1e-2,), batch_sizes=(16,)))
     assert result.status == "completed"
     assert result.cell["name"] == cell
@@ -200,9 +200,10 @@ def test_result_file_round_trips_and_rejects_bad_files(tmp_path):
     assert loaded.task["fingerprint"] == task.train.fingerprint
     assert loaded.task["kwargs"] == task.spec.kwargs
     assert loaded.schema_version == 2 and loaded.environment["torch"] == torch.__version__
-    assert len(loaded.trials) == 2 and loaded.search == {"lrs": [1e-3, 1e-2], "batch_sizes": [64], "prune": True}
-    for key in ("lr", "batch_size", "grad_clip", "max_steps", "eval_every", "patience", "decay", "max_decays",
-                "seed", "optimizer"):
+    assert len(loaded.trials) == 2 and loaded.search == {"lrs": [1e-3, 1e-2], "batch_sizes": [64], "prune": True,
+                                                      "halving": True}
+    for key in ("lr", "batch_size", "grad_clip", "max_steps", "eval_every", "rule", "tolerance", "min_steps",
+                "passes", "budget", "decay", "max_decays", "seed", "optimizer"):
         assert key in loaded.protocol
     (tmp_path / "bad.json").write_text(path.read_text()[:100])
     with pytest.raises(ResultFormatError, match="not valid JSON"):

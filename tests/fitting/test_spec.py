@@ -72,7 +72,7 @@ def test_a_trial_alone_and_in_a_group_agrees_over_its_first_30_steps(cell):
     task_id = "NextStep-CatCat-v0"
     made = [memtasks.make(task_id, seq_len=4, n_examples=n, n_test=8, seed=s) for s, n in ((0, 24), (1, 24), (2, 40))]
     trials = [Trial(t.train, t.test, seed=k, lr=1e-2, batch_size=8, key=k) for k, t in enumerate(made)]
-    protocol = Protocol(max_steps=30, eval_every=1, patience=100)
+    protocol = Protocol(max_steps=30, eval_every=1)
 
     def train(group: list[Trial]) -> dict[int, TrialRun]:
         runs: dict[int, TrialRun] = {}

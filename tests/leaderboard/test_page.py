@@ -98,11 +98,19 @@ def test_the_committed_page_loads_offline_shows_every_submission_and_sorts():
         # Sorting by the fraction of the ceiling: first click high to low, second low to high.
         header = page.locator("#overall thead th", has_text="Fraction of ceiling")
         header.click()
-        fractions = [float(v) for v in _column(page, "overall", 4)]
+        fractions = [float(v) for v in _column(page, "overall", 5)]
         assert fractions == sorted(fractions, reverse=True) and _column(page, "overall", 1) != by_name
         assert header.get_attribute("aria-sort") == "descending"
         header.click()
-        assert [float(v) for v in _column(page, "overall", 4)] == sorted(fractions)
+        assert [float(v) for v in _column(page, "overall", 5)] == sorted(fractions)
+        # Ranks: cells whose intervals overlap share one, shown as "=N"; every interval holds its figure.
+        header = page.locator("#overall thead th").first
+        header.click()
+        ranks = _column(page, "overall", 0)
+        lows_highs = [v.split("–") for v in _column(page, "overall", 4)]
+        assert all(float(lo) <= float(s) <= float(hi) for (lo, hi), s in zip(lows_highs, _column(page, "overall", 3)))
+        shared = [r for r in ranks if r.startswith("=")]
+        assert all(ranks.count(r) > 1 for r in shared)
         # A per-setting column of the overview sorts too.
         heads = page.eval_on_selector_all("#heat thead th", "hs => hs.map(h => h.textContent.trim())")
         column = heads.index("Seq2Vec CatCat")

@@ -25,7 +25,7 @@ TINY = suites.Suite(
     parts=(suites.SuitePart("cat", ("NextStep-CatCat-v0",), 1.0), suites.SuitePart("real", ("Seq2Vec-RealReal-v0",),
                                                                                   2.0)),
     params=300, seeds=(0, 1), seq_len=5, embed_dim=4, search={"lr": [0.01, 0.03], "batch_size": [16]},
-    protocol={"max_steps": 60, "eval_every": 20}, task_kwargs={"n_test": 8})
+    protocol={"max_steps": 60, "eval_every": 20, "min_steps": 20}, task_kwargs={"n_test": 8})
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,8 @@ def test_a_valid_submission_validates_and_verifies(valid):
     data = report.data
     assert {e["key"] for e in data["entries"]} == {"NextStep-CatCat-v0/seed0", "NextStep-CatCat-v0/seed1",
                                                    "Seq2Vec-RealReal-v0/seed0", "Seq2Vec-RealReal-v0/seed1"}
-    assert all(e["history"] == [] and len(e["trials"]) == 2 for e in data["entries"])
+    assert all(e["history"] and e["convergence"] and len(e["trials"]) == 2 for e in data["entries"])
+    assert all(sorted(t["stop_reason"] for t in e["trials"])[-1] == "halved" for e in data["entries"])
     prov = data["provenance"]
     assert prov["torch"] and prov["lightning"] and prov["memtasks"] and prov["cpu_count"]
     assert data["weights"]["format"] == "safetensors" and len(data["weights"]["sha256"]) == 64
@@ -98,9 +99,16 @@ def test_a_valid_submission_validates_and_verifies(valid):
     (lambda d: d["suite_definition"].update(params=10**6), "suite_definition: differs from tiny-v0"),
     (lambda d: d.update(suite="core"), "suite id 'core' has no version"),
     (lambda d: d["weights"].update(sha256="0" * 64), "SHA-256 is not the one the submission records"),
+    (lambda d: d["entries"][0]["convergence"].update(converged=True), "claims converged=True, but the doubling test"),
+    (lambda d: d["entries"][1].update(history=d["entries"][1]["history"][:1]), "history is missing or truncated"),
+    (lambda d: d["entries"][1].update(history=d["entries"][1]["history"][:-1]), "does not end at step"),
+    (lambda d: d["entries"][2].pop("convergence"), "has no convergence evidence"),
+    (lambda d: d["entries"][2]["convergence"].update(from_bits=0.0), "convergence from_bits 0.0 is not"),
+    (lambda d: d["entries"][3]["lr_history"].clear(), "learning-rate history is missing"),
 ], ids=["raised-accuracy", "changed-bits", "raised-r2", "altered-kwargs", "fingerprint", "missing-setting",
         "duplicate-entry", "budget-overrun", "protocol", "out-of-range", "scores", "schema-version",
-        "missing-field", "suite-definition", "unversioned-suite", "weights-hash"])
+        "missing-field", "suite-definition", "unversioned-suite", "weights-hash", "false-convergence",
+        "truncated-history", "history-end", "no-evidence", "window-figure", "no-rates"])
 def test_each_tampered_copy_is_rejected_for_its_reason(valid, tmp_path, edit, reason):
     reasons = _reasons(_copy(valid, tmp_path, edit))
     assert any(reason in r for r in reasons), reasons
@@ -119,6 +127,13 @@ def test_a_consistently_raised_fit_passes_validation_but_not_verification(valid,
         train["bits_per_param"] = entry["best"]["bits_per_param"] = train["bits"] / entry["cell"]["params_total"]
         train["fraction_of_ceiling"] = train["accuracy"] / ceiling["accuracy"]
         train["at_ceiling"] = train["correct"] >= round(ceiling["accuracy"] * n)
+        # a consistent claim: the history holds the raised evaluation, the evidence is recomputed from it
+        from memtasks.fitting.convergence import assess
+        for e in entry["history"]:
+            if e["step"] == entry["best"]["step"]:
+                e["train"] = copy.deepcopy(train)
+        entry["convergence"] = {**assess(entry["history"], entry["lr_history"], tolerance=0.01, min_steps=20,
+                                         max_decays=3), "converged": entry["convergence"]["converged"]}
         _rescore(data)
 
     path = _copy(valid, tmp_path, raise_fit)

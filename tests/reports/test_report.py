@@ -74,6 +74,7 @@ def variant(base: RunResult, task_id: str, cell: str, n: int, seed: int) -> RunR
     r.best["bits_per_param"] = v["bits_per_param"]
     r.steps, r.wall_time_s = int(v["steps"]), v["wall_time_s"]
     r.stop_reason = "ceiling" if v["fraction"] == 1.0 else "plateau"  # the budget stops none unless a test says so
+    r.convergence = None  # judged by its stop, as a result from before the doubling test (a test may add evidence)
     return r
 
 
@@ -391,7 +392,7 @@ def test_figures_the_step_budget_stopped_are_marked_everywhere_the_report_shows_
     md = markdown_report(groups, rows)
     cat, real = [line for line in md.splitlines() if line.startswith("| gru | hidden 4 |")]  # setting order
     assert cat.split(" | ")[3].endswith("†") and cat.count("†") == 1 and "†" not in real  # only n=32's column
-    assert "† 2 of 37 runs, in 1 of 12 groups, stopped at their step budget before" in md
+    assert "† 2 of 37 runs, in 1 of 12 groups, are not shown converged" in md
     assert "†" not in markdown_report(*_report(grid))
     console = Console(record=True, width=250)
     for t in rich_tables(groups, rows):
@@ -400,6 +401,23 @@ def test_figures_the_step_budget_stopped_are_marked_everywhere_the_report_shows_
     with write_csv(groups, tmp_path / "s.csv").open(newline="") as f:
         counts = {(r["cell"], r["n_examples"], r["task_id"]): r["n_at_budget"] for r in csv.DictReader(f)}
     assert counts[("gru", "32", CAT)] == "2" and set(counts.values()) == {"0", "2"}
+
+
+def test_runs_the_doubling_test_did_not_pass_are_marked_whatever_stopped_them(grid, tmp_path):
+    runs = copy.deepcopy(grid)
+    evidence = {"rule": "doubling", "tolerance": 0.01, "from_step": 500, "to_step": 1000, "from_bits": 9.0,
+                "to_bits": 10.0, "gain": 0.1, "flat": False}
+    for r in runs:
+        if r.best is not None:
+            r.convergence = {**evidence, "converged": True}
+        if (r.task["id"], r.cell["name"], r.task["n_examples"], r.protocol["seed"]) == (REAL, "rnn", 64, 0):
+            r.convergence = {**evidence, "converged": False}  # stopped on a plateau, but not shown converged
+    groups, rows = _report(runs)
+    assert [(g.key.task_id, g.key.cell, g.key.n_examples) for g in groups if g.unconverged] == [(REAL, "rnn", 64)]
+    assert "† 1 of 37 runs, in 1 of 12 groups, are not shown converged" in markdown_report(groups, rows)
+    with write_csv(groups, tmp_path / "s.csv").open(newline="") as f:
+        marks = {(r["cell"], r["n_examples"], r["task_id"]): r["n_unconverged"] for r in csv.DictReader(f)}
+    assert marks[("rnn", "64", REAL)] == "1" and set(marks.values()) == {"0", "1"}
 
 
 def test_rich_tables_and_report_data(grid):

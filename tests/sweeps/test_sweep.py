@@ -25,7 +25,7 @@ from memtasks.fitting.spec import resolve
 from memtasks.sweeps.runner import LIMIT_HOURS, estimate_hours, group_points, run_sweep
 from tests.helpers import ROOT, assert_bad_input
 
-PROTOCOL = {"max_steps": 10, "eval_every": 5, "patience": 5}
+PROTOCOL = {"max_steps": 10, "eval_every": 5}
 BASE = {"name": "t", "tasks": ["Seq2Vec-CatCat-v0"], "cells": ["rnn", "gru"], "n_examples": [12, 24],
         "seq_len": [3], "hidden": [4], "seeds": [0, 1], "task_kwargs": {"n_test": 4},
         "protocol": PROTOCOL, "search": {"lr": [0.01]}}
@@ -47,7 +47,7 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     assert points[0].stem == "Seq2Vec-CatCat-v0_rnn_n12_T3_h4_seed0"
     assert points[1].seed == 1 and points[2].n_examples == 24 and points[4].cell == "gru"
     assert points[8].task == "NextStep-RealCat-v0"
-    assert all(p.search.to_dict() == {"lrs": [0.01, 0.002], "batch_sizes": [64], "prune": True} for p in points)
+    assert all(p.search.to_dict() == {"lrs": [0.01, 0.002], "batch_sizes": [64], "prune": True, "halving": True} for p in points)
     assert all(p.protocol.changed() == PROTOCOL and p.bits_per_param is None for p in points)
     assert all(p.task_kwargs == {"n_test": 4} for p in points)
     assert config(tasks="all").tasks[:2] == ["NextStep-CatCat-v0", "NextStep-CatReal-v0"]
@@ -98,15 +98,15 @@ def test_bad_configs_are_refused_before_any_work(changes, match):
 def test_a_config_without_a_search_measures_the_default_learning_rate_grid():
     cfg = SweepConfig.from_dict({k: v for k, v in BASE.items() if k != "search"})
     assert cfg.search_spec().lrs == DEFAULT_LRS and cfg.search_spec().batch_sizes == (64,)
-    assert cfg.points()[0].search.to_dict() == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64], "prune": True}
+    assert cfg.points()[0].search.to_dict() == {"lrs": list(DEFAULT_LRS), "batch_sizes": [64], "prune": True, "halving": True}
     scalar = config(search={"lr": 0.01, "batch_size": 8})  # one value without a list
-    assert scalar.points()[0].search.to_dict() == {"lrs": [0.01], "batch_sizes": [8], "prune": True}
+    assert scalar.points()[0].search.to_dict() == {"lrs": [0.01], "batch_sizes": [8], "prune": True, "halving": True}
 
 
 def test_a_search_over_initialisations_reaches_each_points_measurement():
     cfg = config(search={"lr": [0.01, 0.03], "inits": 3, "prune": False})
     point = cfg.points()[0]
-    assert point.search.to_dict() == {"lrs": [0.01, 0.03], "batch_sizes": [64], "prune": False, "inits": 3}
+    assert point.search.to_dict() == {"lrs": [0.01, 0.03], "batch_sizes": [64], "prune": False, "inits": 3, "halving": True}
     m = resolve(point)
     assert (len(m.spec.search), m.spec.search.inits, m.spec.search.prune) == (6, 3, False)
 
@@ -117,9 +117,9 @@ def test_overrides_widen_the_search_and_budget_of_the_points_they_select():
     cfg = config(overrides=[wide, later])
     by_stem = {p.stem: p for p in cfg.points()}
     small, large = by_stem["Seq2Vec-CatCat-v0_rnn_n12_T3_h4_seed0"], by_stem["Seq2Vec-CatCat-v0_rnn_n24_T3_h4_seed0"]
-    assert small.search.to_dict() == {"lrs": [0.003, 0.01], "batch_sizes": [64], "prune": True, "inits": 3}
+    assert small.search.to_dict() == {"lrs": [0.003, 0.01], "batch_sizes": [64], "prune": True, "inits": 3, "halving": True}
     assert small.protocol.changed() == {**PROTOCOL, "max_steps": 40}
-    assert large.search.to_dict() == {"lrs": [0.01], "batch_sizes": [64], "prune": True}
+    assert large.search.to_dict() == {"lrs": [0.01], "batch_sizes": [64], "prune": True, "halving": True}
     assert large.protocol.changed() == PROTOCOL
     assert by_stem["Seq2Vec-CatCat-v0_gru_n12_T3_h4_seed1"].protocol.max_steps == 50
     assert by_stem["Seq2Vec-CatCat-v0_gru_n24_T3_h4_seed1"].protocol.max_steps == 10
@@ -173,7 +173,7 @@ def test_sweep_runs_every_point_once_and_skips_finished_ones(tmp_path):
     assert r.task["kwargs"]["seed"] == r.protocol["seed"]  # the grid seed sets data and training
     assert r.extra["sweep_point"]["task"] == "Seq2Vec-CatCat-v0" and r.extra["sweep_point"]["hidden"] == 4
     # the step-budget protocol and the one-trial search are what ran
-    assert r.search == {"lrs": [0.01], "batch_sizes": [64], "prune": True}
+    assert r.search == {"lrs": [0.01], "batch_sizes": [64], "prune": True, "halving": True}
     assert len(r.trials) == 1 and r.selected_trial == 0
     assert r.protocol["lr"] == 0.01 and r.protocol["max_steps"] == 10 and r.protocol["eval_every"] == 5
     assert 0 < r.steps <= 10 and r.evaluations == len(r.history) > 0
@@ -266,7 +266,7 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeyp
     cfg_file.write_text(
         'name="t"\ntasks=["Seq2Vec-CatCat-v0"]\ncells=["rnn","tests.plugin_cells:gated"]\nn_examples=[12,24]\n'
         'seq_len=[3]\nhidden=[4]\nseeds=[0,1]\n[task_kwargs]\nn_test=4\n'
-        '[protocol]\nmax_steps=10\neval_every=5\npatience=5\n[search]\nlr=[0.01]\n')
+        '[protocol]\nmax_steps=10\neval_every=5\n[search]\nlr=[0.01]\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MEMTASKS_TEST_GATE": str(gate)}
     log = tmp_path / "sweep.log"
     with log.open("w") as out:
@@ -318,15 +318,15 @@ def test_resume_after_a_kill_loses_nothing_and_repeats_nothing(tmp_path, monkeyp
 def test_cli_sweep_from_flags_and_report(tmp_path):
     args = ["sweep", "--name", "cli", "--task", "Seq2Vec-CatReal-v0", "--cell", "rnn", "--n-examples", "12,24",
             "--seq-len", "3", "--hidden", "4", "--seeds", "0,1", "-k", "n_test=4", "--max-steps", "10",
-            "--patience", "3", "--lr", "0.01", "--batch-size", "4,8", "--workers", "1", "--out", str(tmp_path)]
+            "--min-steps", "3", "--lr", "0.01", "--batch-size", "4,8", "--workers", "1", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "4 ran, 0 already finished, 0 failed" in result.stdout
     cfg = json.loads((tmp_path / "cli" / "sweep.json").read_text())
-    assert cfg["search"] == {"lr": [0.01], "batch_size": [4, 8]} and cfg["protocol"] == {"max_steps": 10, "patience": 3}
+    assert cfg["search"] == {"lr": [0.01], "batch_size": [4, 8]} and cfg["protocol"] == {"max_steps": 10, "min_steps": 3}
     for f in (tmp_path / "cli").glob("*_*.json"):
         r = RunResult.load(f)
-        assert r.search == {"lrs": [0.01], "batch_sizes": [4, 8], "prune": True} and r.steps <= 10
+        assert r.search == {"lrs": [0.01], "batch_sizes": [4, 8], "prune": True, "halving": True} and r.steps <= 10
         assert [(t["lr"], t["batch_size"]) for t in r.trials] == [(0.01, 4), (0.01, 8)]
     result = CliRunner().invoke(main, ["report", str(tmp_path / "cli"), "--jsonl", str(tmp_path / "r.jsonl"),
                                        "--readme", str(tmp_path / "README.md")], catch_exceptions=False)
@@ -467,7 +467,7 @@ def test_a_sweep_trains_the_trials_of_one_group_together(tmp_path):
 #: Worst case 10**12 steps (far over LIMIT_HOURS for any plausible cost model), but a trial of 4 examples stops
 #: within a few steps: at most one improvement per correct target, then the ceiling or (patience 1, no decays)
 #: a plateau.
-QUICK_HUGE = {"max_steps": 10**12, "eval_every": 1, "patience": 1, "max_decays": 0}
+QUICK_HUGE = {"rule": "plateau", "max_steps": 10**12, "eval_every": 1, "patience": 1, "max_decays": 0}
 
 
 def test_estimate_hours_scales_with_steps_trials_and_workers():
@@ -496,7 +496,7 @@ def test_a_sweep_whose_worst_case_is_too_long_is_refused_unless_yes(tmp_path):
 
 
 def test_a_refused_sweep_leaves_nothing_behind(tmp_path):
-    big = config(cells=["rnn"], n_examples=[4], seeds=[0], protocol={**PROTOCOL, "max_steps": 10**12})
+    big = config(cells=["rnn"], n_examples=[4], seeds=[0], protocol={**PROTOCOL, "max_steps": 10**12, "rule": "plateau"})
     with pytest.raises(SweepError, match="use --yes"):
         sweep(big, tmp_path)
     try:
@@ -509,7 +509,7 @@ def test_cli_refuses_a_too_long_sweep_in_one_line_unless_yes(tmp_path):
     toml = tmp_path / "huge.toml"
     toml.write_text('name="huge"\ntasks=["Seq2Vec-CatCat-v0"]\ncells=["rnn"]\nn_examples=[4]\nseq_len=[3]\n'
                     'hidden=[4]\nseeds=[0]\n[task_kwargs]\nn_test=4\n[search]\nlr=[0.01]\n[protocol]\n'
-                    + "".join(f"{k}={v}\n" for k, v in QUICK_HUGE.items()))
+                    + "".join(f"{k}={json.dumps(v)}\n" for k, v in QUICK_HUGE.items()))
     args = ["sweep", str(toml), "--workers", "1", "--out", str(tmp_path / "runs")]
     result = CliRunner().invoke(main, args)
     assert_bad_input(result, "at worst about", "use --yes or a smaller grid")

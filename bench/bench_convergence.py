@@ -1,0 +1,108 @@
+"""Are converged figures converged? Re-run points drawn at random from finished suite runs with 4× the steps and
+4× the window, and compare their figures; also the share of a search's steps its selected trial got.
+
+For each drawn point (across settings and cells, drawn with a fixed seed, never chosen by hand) the same spec
+(data, cell, hidden size, seed, search) is trained again with ``max_steps``, ``passes`` and ``min_steps`` each 4×
+the suite's, so the doubling test is judged on a 4× longer window and the budget is 4× larger. A figure that
+more steps would change by more than 2 % is not a measurement. Figures go to BENCHMARKS.md.
+
+    python bench/bench_convergence.py runs/suites/core-v1-*  [--points 20] [--seed 0] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import cpu_name, render_section, write_section  # noqa: E402
+
+START, END = "<!-- bench_convergence:start -->", "<!-- bench_convergence:end -->"
+FACTOR = 4
+
+
+def _results(folders: list[Path]) -> list[dict[str, Any]]:
+    out = []
+    for folder in folders:
+        for path in sorted(folder.glob("*/*.json")):
+            if path.name == "sweep.json":
+                continue
+            d = json.loads(path.read_text())
+            if "sweep_point" in d.get("extra", {}) and d.get("best"):
+                out.append(d)
+    return out
+
+
+def _share(d: dict[str, Any]) -> float:
+    """The selected trial's steps over the steps of all the search's trials."""
+    steps = [t["steps"] for t in d["trials"]]
+    return d["trials"][d["selected_trial"]]["steps"] / max(sum(steps), 1)
+
+
+def _rerun(d: dict[str, Any]) -> dict[str, Any]:
+    from memtasks.fitting.protocol import Protocol
+    from memtasks.fitting.spec import MeasurementSpec, resolve
+    from memtasks.fitting.trainer import measure
+
+    spec = MeasurementSpec.from_dict(d["extra"]["sweep_point"])
+    p = spec.protocol
+    longer = dataclasses.replace(p, max_steps=FACTOR * p.max_steps, passes=FACTOR * p.passes,
+                                 min_steps=FACTOR * p.min_steps)
+    spec = dataclasses.replace(spec, protocol=Protocol.from_dict(longer.to_dict()), save_model=False)
+    got: list[Any] = []
+    started = time.perf_counter()
+    measure([resolve(spec)], lambda _, r, __: got.append(r))
+    r = got[0]
+    return {"task": d["task"]["id"], "cell": d["cell"]["name"], "seed": spec.seed,
+            "before": d["best"]["bits_per_param"], "after": r.best["bits_per_param"],
+            "steps_before": d["steps"], "steps_after": r.steps, "converged_before": bool(d["convergence"]["converged"]),
+            "converged_after": bool(r.converged), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", type=Path, help="finished `memtasks suite run` folders")
+    ap.add_argument("--points", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "BENCHMARKS.md")
+    args = ap.parse_args()
+    results = _results(args.folders)
+    if not results:
+        sys.exit(f"no finished suite results under {', '.join(map(str, args.folders))}")
+    drawn = random.Random(args.seed).sample(results, min(args.points, len(results)))
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = list(pool.map(_rerun, drawn))
+    changes = [abs(r["after"] / r["before"] - 1) if r["before"] else 0.0 for r in rows]
+    table = ["| setting | cell | seed | bits/param | with 4× steps and window | change | steps | steps (4×) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r, c in zip(rows, changes):
+        table.append(f"| {r['task']} | {r['cell']} | {r['seed']} | {r['before']:.3f}"
+                     f"{'' if r['converged_before'] else ' †'} | {r['after']:.3f} | {c:+.1%} | {r['steps_before']:,} | "
+                     f"{r['steps_after']:,} |")
+    shares = [_share(d) for d in results]
+    within = sum(c <= 0.02 for c in changes)
+    verdict = (f"{within} of {len(rows)} figures changed by 2 % or less (largest change {max(changes):.1%}, median "
+               f"{sorted(changes)[len(changes) // 2]:.1%}); † marks a drawn figure that was not converged. Over all "
+               f"{len(results)} results, the selected trial got {sum(shares) / len(shares):.0%} of its search's steps "
+               "on average (successive halving; every trial to the end would give 1/3).")
+    folders = " ".join(str(f) for f in args.folders)
+    section = render_section(
+        START, END, "Convergence: 4× the steps and the window",
+        f"{len(rows)} points drawn at random (seed {args.seed}) from {len(results)} finished suite results, re-run "
+        "with `max_steps`, `passes` and `min_steps` each 4× the suite's (same data, cell, hidden size, seed and "
+        "search).", f"python bench/bench_convergence.py {folders} --points {args.points} --seed {args.seed}",
+        f"{cpu_name()}, {args.workers} workers", "\n".join(table), verdict)
+    write_section(args.out, section, START, END)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
