@@ -72,12 +72,15 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--converged-only", action="store_true",
+                    help="draw only among figures the doubling test showed converged (does its verdict hold?)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "BENCHMARKS.md")
     args = ap.parse_args()
     results = _results(args.folders)
     if not results:
         sys.exit(f"no finished suite results under {', '.join(map(str, args.folders))}")
-    drawn = random.Random(args.seed).sample(results, min(args.points, len(results)))
+    pool_ = [d for d in results if d["convergence"]["converged"]] if args.converged_only else results
+    drawn = random.Random(args.seed).sample(pool_, min(args.points, len(pool_)))
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(_rerun, drawn))
     changes = [abs(r["after"] / r["before"] - 1) if r["before"] else 0.0 for r in rows]
@@ -96,9 +99,11 @@ def main() -> None:
     folders = " ".join(str(f) for f in args.folders)
     section = render_section(
         START, END, "Convergence: 4× the steps and the window",
-        f"{len(rows)} points drawn at random (seed {args.seed}) from {len(results)} finished suite results, re-run "
+        f"{len(rows)} points drawn at random (seed {args.seed}) from {len(pool_)} finished suite results"
+        f"{' the doubling test showed converged' if args.converged_only else ''}, re-run "
         "with `max_steps`, `passes` and `min_steps` each 4× the suite's (same data, cell, hidden size, seed and "
-        "search).", f"python bench/bench_convergence.py {folders} --points {args.points} --seed {args.seed}",
+        "search).", f"python bench/bench_convergence.py {folders} --points {args.points} --seed {args.seed}"
+        + (" --converged-only" if args.converged_only else ""),
         f"{cpu_name()}, {args.workers} workers", "\n".join(table), verdict)
     write_section(args.out, section, START, END)
     print(section)

@@ -127,6 +127,13 @@ def _evidence_note(suite: Suite) -> str:
 
 
 
+def _unconverged_note(suite: Suite) -> str:
+    if suite.rule == "doubling":
+        return (f"Unconverged counts runs that more steps might still raise ({_evidence_note(suite)}): their figures "
+                "are lower bounds, and the leaderboard's README lists each.")
+    return f"Whether a run converged is {_evidence_note(suite)}."
+
+
 def _unconverged_text(row: Row) -> str:
     return "–" if row.unconverged is None else f"{len(row.unconverged)}/{row.overall['runs']}"
 
@@ -289,9 +296,9 @@ def render_html(suite: Suite, rows: list[Row]) -> str:
         overall.append(
             f'<tr><td class="rank num" data-value="{row.rank}">{rank_text(row, rows)}</td>'
             f'{_name_cell(row, describe=True)}<td><code>{_e(d["cell"]["name"])}</code></td>'
-            f'<td class="num score" data-value="{o["bits_per_param"]:.6f}">{_f(o["bits_per_param"], 3)}</td>'
-            f'<td class="num" data-value="{sp["low"]:.6f}" title="sd over seeds {sp["seed_std"]:.3f}">'
-            f'{_f(sp["low"], 3)}–{_f(sp["high"], 3)}</td>'
+            f'<td class="num score" data-value="{o["bits_per_param"]:.6f}">{_f(o["bits_per_param"], 3)}'
+            f'<div class="small interval" title="{INTERVAL:.0%} interval; sd over seeds {sp["seed_std"]:.3f}">'
+            f'{_f(sp["low"], 3)}–{_f(sp["high"], 3)}</div></td>'
             f'<td class="num" data-value="{o["fraction_of_ceiling"]:.6f}">{_f(o["fraction_of_ceiling"], 3)}</td>'
             f'<td class="num" data-value="{o["at_ceiling"]}">{o["at_ceiling"]}/{o["runs"]}</td>'
             f'<td class="num" data-value="{n_unc}">{unc}{"" if n_unc < 0 else "/" + str(o["runs"])}</td>'
@@ -323,7 +330,7 @@ def render_html(suite: Suite, rows: list[Row]) -> str:
         facts="".join(f'<span class="fact">{_e(f)}</span>' for f in _facts(suite)), n_settings=len(suite.settings),
         overall_rows="\n".join(overall), heat_head=heat_head, heat_rows="\n".join(heat), cards="\n".join(cards),
         acc_tol=f"{ACCURACY_TOL:g}", mse_tol=f"{MSE_REL_TOL:.1%}", n_submissions=len(rows),
-        interval=f"{INTERVAL:.0%}", evidence_note=_e(_evidence_note(suite)),
+        interval=f"{INTERVAL:.0%}", unconverged_note=_e(_unconverged_note(suite)),
         plural="s" * (len(rows) != 1))
 
 
