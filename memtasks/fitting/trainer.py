@@ -116,7 +116,8 @@ def measurement_of(task: Task, cell: str | CellSpec = "lstm", *, hidden: int | N
     name = cell.name if isinstance(cell, CellSpec) else cell
     spec = MeasurementSpec(task=task.spec.id, cell=name, seed=seed, params=params, hidden=hidden, embed_dim=embed_dim,
                            task_kwargs=dict(task.spec.kwargs), protocol=protocol or Protocol(),
-                           search=search or Search(), cell_kwargs=dict(cell_kwargs or {}))
+                           search=search or Search(halving=(protocol or Protocol()).rule == "doubling"),
+                           cell_kwargs=dict(cell_kwargs or {}))
     return resolve(spec, task=task, cell=cell if isinstance(cell, CellSpec) else None, model_path=model_path,
                    result_path=result_path)
 

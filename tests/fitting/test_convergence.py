@@ -73,6 +73,9 @@ def test_rule_settings_are_checked_with_their_valid_range():
                             ({"rule": "plateau", "min_steps": 5}, "min_steps is a setting of rule doubling")):
         with pytest.raises(ProtocolError, match=message):
             Protocol(**kwargs)
+    plateau = fit(memtasks.make("Seq2Vec-CatCat-v0", n_examples=8, seq_len=3), "rnn", hidden=4,
+                  protocol=Protocol(rule="plateau", max_steps=20))  # the default search does not halve under it
+    assert "halving" not in plateau.search and "rule" not in plateau.protocol and plateau.convergence is not None
     with pytest.raises(ProtocolError, match="search halving needs rule 'doubling'"):
         fit(memtasks.make("Seq2Vec-CatCat-v0", n_examples=8, seq_len=3), "rnn", hidden=4,
             protocol=Protocol(rule="plateau"), search=Search(lrs=(0.01, 0.02)))
