@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import random
+import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -92,10 +93,11 @@ def main() -> None:
                      f"{r['steps_after']:,} |")
     shares = [_share(d) for d in results]
     within = sum(c <= 0.02 for c in changes)
+    even = sum(1 / len(d["trials"]) for d in results) / len(results)
     verdict = (f"{within} of {len(rows)} figures changed by 2 % or less (largest change {max(changes):.1%}, median "
-               f"{sorted(changes)[len(changes) // 2]:.1%}); † marks a drawn figure that was not converged. Over all "
+               f"{statistics.median(changes):.1%}); † marks a drawn figure that was not converged. Over all "
                f"{len(results)} results, the selected trial got {sum(shares) / len(shares):.0%} of its search's steps "
-               "on average (successive halving; every trial to the end would give 1/3).")
+               f"on average (successive halving; every trial to the end would give {even:.0%}).")
     folders = " ".join(str(f) for f in args.folders)
     section = render_section(
         START, END, "Convergence: 4× the steps and the window",
