@@ -25,7 +25,7 @@ from typing import Any
 
 from memtasks.fitting.result import RunResult
 from memtasks.studies import common
-from memtasks.studies.common import StudyError, fill, fmt, mean_std, paragraphs, write_csv
+from memtasks.studies.common import PLATEAU, StudyError, fill, fmt, mean_std, paragraphs, write_csv
 from memtasks.studies.registry import Study, register
 
 TASK = "NextStep-CatCat-v0"
@@ -51,9 +51,9 @@ def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0, bud
     shared = dict(tasks=[TASK], cells=list(cells), seq_len=[SEQ_LEN], seeds=size.seeds(SEEDS), embed_dim=EMBED_DIM,
                   search={"lr": list(common.LRS)}, task_kwargs={"n_test": 100})
     main = SweepConfig(name=size.name, bits_per_param=list(bits_per_param), params=list(budgets),
-                       protocol={"max_steps": steps}, **shared)
+                       protocol={**PLATEAU, "max_steps": steps}, **shared)
     check = SweepConfig(name=f"{size.name}-check", bits_per_param=[max(bits_per_param)], params=[min(budgets)],
-                        protocol={"max_steps": steps * CHECK_FACTOR}, **shared)
+                        protocol={**PLATEAU, "max_steps": steps * CHECK_FACTOR}, **shared)
     return [main, check]
 
 

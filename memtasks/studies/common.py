@@ -288,6 +288,12 @@ def paragraphs(*parts: str) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+#: The stopping rule the committed studies were measured under (the plateau rule: a fixed step budget, decays on
+#: plateaus, no halving), pinned so that re-running a study reproduces its committed results' protocol. A study
+#: moves to the doubling rule when it is re-run under it, with its committed results.
+PLATEAU: dict[str, Any] = {"rule": "plateau"}
+
+
 def study_steps(study: dict[str, Any]) -> int:
     """The step budget the study ran with: its first sweep's (from ``study.json``)."""
     return int(study["sweeps"][0]["protocol"]["max_steps"])

@@ -20,7 +20,7 @@ import numpy as np
 
 from memtasks.fitting.result import RunResult
 from memtasks.studies import common
-from memtasks.studies.common import fill, fmt, write_csv
+from memtasks.studies.common import PLATEAU, fill, fmt, write_csv
 from memtasks.studies.registry import Study, register
 
 TASK = "NextStep-CatCat-v0"
@@ -43,7 +43,7 @@ def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0) -> 
     return [SweepConfig(name=f"{size.name}-{source}", tasks=[TASK], cells=list(cells),
                         n_examples=[N_EXAMPLES[source]], seq_len=[SEQ_LEN], params=[PARAMS], seeds=size.seeds(SEEDS),
                         search={"lr": list(common.LRS)}, task_kwargs={"source": source, "n_test": N_TEST},
-                        protocol={"max_steps": size.steps(MAX_STEPS)}, save_models=True)
+                        protocol={**PLATEAU, "max_steps": size.steps(MAX_STEPS)}, save_models=True)
             for source in SOURCES]
 
 

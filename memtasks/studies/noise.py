@@ -23,7 +23,7 @@ from typing import Any
 
 from memtasks.fitting.result import RunResult
 from memtasks.studies import common
-from memtasks.studies.common import fill, fmt, mean_std, write_csv
+from memtasks.studies.common import PLATEAU, fill, fmt, mean_std, write_csv
 from memtasks.studies.registry import Study, register
 
 TASK = "Seq2Vec-RealCat-v0"
@@ -56,7 +56,7 @@ def configs(cells: Sequence[str] = DEFAULT_CELLS, scale: float = 1.0) -> list[An
             cells=list(cells), n_examples=list(SIZES), seq_len=[SEQ_LEN], params=[PARAMS],
             seeds=size.seeds(SEEDS), search={"lr": list(common.LRS)},
             task_kwargs={"source": "teacher", "n_test": N_TEST, **noise},
-            protocol={"max_steps": size.steps(MAX_STEPS)}))
+            protocol={**PLATEAU, "max_steps": size.steps(MAX_STEPS)}))
     return out
 
 

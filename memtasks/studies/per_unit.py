@@ -29,7 +29,7 @@ from typing import Any
 from memtasks.fitting.result import RunResult
 from memtasks.metrics import MAX_BITS_PER_SCALAR
 from memtasks.studies import common
-from memtasks.studies.common import StudyError, fmt, mean_std, write_csv
+from memtasks.studies.common import PLATEAU, StudyError, fmt, mean_std, write_csv
 from memtasks.studies.registry import Study, register
 
 TASK = "DelayedRecall-Real-v0"
@@ -62,7 +62,7 @@ def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0, hid
             out.append(SweepConfig(
                 name=f"{size.name}-N{n}-dim{dim}", tasks=[TASK], cells=list(cells), n_examples=[N_EXAMPLES],
                 seq_len=[1], hidden=[n], seeds=seeds, embed_dim=dim + 1, search={"lr": list(common.LRS)},
-                task_kwargs={"dim": dim, "delay": DELAY, "n_test": N_TEST}, protocol={"max_steps": steps}))
+                task_kwargs={"dim": dim, "delay": DELAY, "n_test": N_TEST}, protocol={**PLATEAU, "max_steps": steps}))
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from memtasks.fitting.result import RunResult
 from memtasks.studies import common
-from memtasks.studies.common import fill, fmt, mean_std, write_csv
+from memtasks.studies.common import PLATEAU, fill, fmt, mean_std, write_csv
 from memtasks.studies.registry import Study, register
 
 TASK = "Seq2Vec-CatCat-v0"
@@ -56,13 +56,13 @@ def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0) -> 
     shared = dict(tasks=[TASK], seq_len=[SEQ_LEN], embed_dim=16, search={"lr": list(common.LRS)},
                   task_kwargs={"out_classes": OUT_CLASSES, "n_test": N_TEST})
     out = [SweepConfig(name=size.name, cells=list(cells), bits_per_param=list(BITS), params=list(BUDGETS),
-                       seeds=size.seeds(SEEDS), protocol={"max_steps": size.steps(MAX_STEPS)},
+                       seeds=size.seeds(SEEDS), protocol={**PLATEAU, "max_steps": size.steps(MAX_STEPS)},
                        **shared)]  # type: ignore[arg-type]
     check = [c for c in cells if c in CHECK_CELLS]
     if check:
         out.append(SweepConfig(name=f"{size.name}-check", cells=check, bits_per_param=[max(BITS)],
                                params=[max(BUDGETS)], seeds=[0],
-                               protocol={"max_steps": size.steps(CHECK_FACTOR * MAX_STEPS)},
+                               protocol={**PLATEAU, "max_steps": size.steps(CHECK_FACTOR * MAX_STEPS)},
                                **shared))  # type: ignore[arg-type]
     return out
 
