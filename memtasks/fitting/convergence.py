@@ -30,6 +30,9 @@ from typing import Any
 
 #: What the test says at one evaluation.
 ACTIONS = ("continue", "decay", "wait", "stop")
+#: Stops after which a trial's own histories decide whether it converged; after any other (halved, pruned,
+#: diverged, interrupted) the search or an accident stopped it, so it did not, whatever its last half shows.
+JUDGED_STOPS = ("ceiling", "converged", "plateau", "budget")
 
 
 @dataclass(frozen=True)
@@ -91,17 +94,19 @@ def decays_of(lr_history: Sequence[Mapping[str, Any]]) -> list[int]:
 
 
 def assess(history: Sequence[Mapping[str, Any]], lr_history: Sequence[Mapping[str, Any]], *, tolerance: float,
-           min_steps: int, max_decays: int) -> dict[str, Any] | None:
+           min_steps: int, max_decays: int, stop_reason: str | None = None) -> dict[str, Any] | None:
     """A result's convergence evidence from its (possibly thinned) histories: the last doubling at its last
-    evaluation and whether it converged (at the achievable ceiling, or the test says stop). None without two
-    evaluations. Thinning keeps the evaluations this needs (see :func:`thin`), so the validator gets the same."""
+    evaluation and whether it converged (at the achievable ceiling, or the test says stop; never after a stop
+    outside :data:`JUDGED_STOPS`). None without two evaluations. Thinning keeps the evaluations this needs (see
+    :func:`thin`), so the validator gets the same."""
     steps = [int(e["step"]) for e in history]
     best = running_best([float(e["train"]["bits"]) for e in history])
     w = window(steps, best, decays_of(lr_history), tolerance=tolerance, min_steps=min_steps, max_decays=max_decays)
     if w is None:
         return None
     at_ceiling = any(e["train"].get("at_ceiling") for e in history)
-    return w.evidence(tolerance, converged=at_ceiling or w.action == "stop")
+    judged = stop_reason is None or stop_reason in JUDGED_STOPS
+    return w.evidence(tolerance, converged=judged and (at_ceiling or w.action == "stop"))
 
 
 def thin(history: Sequence[Mapping[str, Any]], lr_history: Sequence[Mapping[str, Any]], at_most: int = 64,

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import RichProgressBar
 
 from memtasks.data.taskdata import TaskData
-from memtasks.fitting.convergence import window
+from memtasks.fitting.convergence import decays_of, window
 from memtasks.fitting.evaluate import MetricSums, Tensors, evaluate, gather, split_tensors, target_variance
 from memtasks.fitting.lightning_env import quiet_lightning, trainer_device
 from memtasks.fitting.optim import StackedAdam
@@ -80,10 +80,9 @@ class TrialRun:
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
     batched_with: int = 1
-    #: The doubling test's inputs: each evaluation's step and the running best figure (bits), the decay steps.
+    #: The doubling test's inputs, kept as it trains: each evaluation's step and the running best figure (bits).
     eval_steps: list[int] = field(default_factory=list)
     best_bits: list[float] = field(default_factory=list)
-    decay_steps: list[int] = field(default_factory=list)
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -291,8 +290,8 @@ class _Group(pl.LightningModule):
         run.eval_steps.append(self.step_count)
         run.best_bits.append(max(run.best_bits[-1] if run.best_bits else 0.0, run.history[-1]["train"]["bits"]))
         p = self.protocol
-        w = window(run.eval_steps, run.best_bits, run.decay_steps, tolerance=p.tolerance, min_steps=p.min_steps,
-                   max_decays=p.max_decays)
+        w = window(run.eval_steps, run.best_bits, decays_of(run.lr_history), tolerance=p.tolerance,
+                   min_steps=p.min_steps, max_decays=p.max_decays)
         if w is not None and w.action == "stop":
             return "converged"
         if w is not None and w.action == "decay":
@@ -317,7 +316,6 @@ class _Group(pl.LightningModule):
     def _lower(self, run: TrialRun, j: int) -> None:
         assert self.optim is not None
         run.decays += 1
-        run.decay_steps.append(self.step_count)
         self.optim.lr[j] *= self.protocol.decay
         run.lr_history.append({"step": self.step_count, "lr": float(self.optim.lr[j])})
 

@@ -161,7 +161,7 @@ def _measure_group(points: list[Measurement], on_result: Callable[..., None], de
     runs: dict[int, list[TrialRun | None]] = {i: [None] * len(p.spec.search) for i, p in enumerate(points)}
     trials = [Trial(p.task.train, p.task.test, seed=init_seed(p.spec.seed, k), lr=lr, batch_size=b, key=(i, t),
                     point=i if p.spec.search.prune else None,
-                    rivals=i if p.spec.search.halving and p.spec.protocol.rule == "doubling" else None)
+                    rivals=i if p.spec.search.halving else None)
               for i, p in enumerate(points) for t, (lr, b, k) in enumerate(p.spec.search.trials())]
 
     def done(run: TrialRun) -> None:
@@ -225,11 +225,8 @@ def evidence(run: TrialRun, protocol: Protocol) -> dict[str, Any] | None:
     """A trial's convergence evidence (:func:`memtasks.fitting.convergence.assess` of its whole history): the
     figure at the start and end of its last doubling and whether it converged; a halved, pruned, diverged or
     interrupted trial did not, whatever its last half shows."""
-    found = assess(run.history, run.lr_history, tolerance=protocol.tolerance, min_steps=protocol.min_steps,
-                   max_decays=protocol.max_decays)
-    if found is not None and run.stop_reason not in ("ceiling", "converged", "plateau", "budget"):
-        found["converged"] = False
-    return found
+    return assess(run.history, run.lr_history, tolerance=protocol.tolerance, min_steps=protocol.min_steps,
+                  max_decays=protocol.max_decays, stop_reason=run.stop_reason)
 
 
 def steps_to_ceiling(history: list[dict[str, Any]]) -> dict[str, int | None]:

@@ -143,9 +143,7 @@ def _check_convergence(report: Report, key: str, entry: dict[str, Any], protocol
         report.add(key, "an evaluation in its history stores more bits than its best evaluation")
         return
     mine = assess(history, lrs, tolerance=protocol.tolerance, min_steps=protocol.min_steps,
-                  max_decays=protocol.max_decays)
-    if mine is not None and entry["stop_reason"] not in ("ceiling", "converged", "budget"):
-        mine["converged"] = False
+                  max_decays=protocol.max_decays, stop_reason=entry["stop_reason"])
     if mine is None or claim.get("converged") != mine["converged"]:
         report.add(key, f"claims converged={claim.get('converged')}, but the doubling test recomputed from its "
                         f"histories says {None if mine is None else mine['converged']}")

@@ -59,11 +59,9 @@ def entry_convergence(entry: dict[str, Any]) -> dict[str, Any] | None:
     from memtasks.fitting.protocol import Protocol
 
     default = Protocol()
-    found = assess(entry.get("history") or [], entry.get("lr_history") or [], tolerance=default.tolerance,
-                   min_steps=default.min_steps, max_decays=int(entry["protocol"].get("max_decays", 3)))
-    if found is not None and entry["stop_reason"] not in ("ceiling", "converged", "plateau", "budget"):
-        found["converged"] = False
-    return found
+    return assess(entry.get("history") or [], entry.get("lr_history") or [], tolerance=default.tolerance,
+                  min_steps=default.min_steps, max_decays=int(entry["protocol"].get("max_decays", 3)),
+                  stop_reason=entry["stop_reason"])
 
 
 def compute_scores(entries: Iterable[dict[str, Any]], settings: list[str]) -> dict[str, Any]:

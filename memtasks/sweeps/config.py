@@ -33,6 +33,8 @@ else:  # pragma: no cover - Python 3.10
 
 #: The keys an ``[[overrides]]`` table selects points by (each a list of grid values).
 OVERRIDE_SELECTORS = ("tasks", "cells", "n_examples", "bits_per_param")
+#: The [search] keys a sweep may set.
+SEARCH_KEYS = ("lr", "batch_size", "prune", "inits", "halving")
 #: The [protocol] keys a sweep may set (learning rates and batch sizes belong to the [search]).
 PROTOCOL_KEYS = ("max_steps", "eval_every", "rule", "tolerance", "min_steps", "passes", "patience", "plateau_steps",
                  "decay", "max_decays", "min_improvement", "grad_clip", "eval_batch_size", "record_examples")
@@ -118,8 +120,8 @@ class SweepConfig:
         _refuse({"lr", "batch_size", "seed", "device"} & set(self.protocol),
                 "[protocol] sets {}; learning rates and batch sizes are the [search], seeds a grid list, "
                 "the device a command-line option")
-        _refuse(set(self.search) - {"lr", "batch_size", "prune", "inits", "halving"},
-                "[search] has unknown keys {}; valid: lr, batch_size, prune, inits, halving")
+        _refuse(set(self.search) - set(SEARCH_KEYS),
+                f"[search] has unknown keys {{}}; valid: {', '.join(SEARCH_KEYS)}")
         try:
             self.search_spec()
         except ProtocolError as exc:
@@ -156,8 +158,8 @@ class SweepConfig:
         for name in ("search", "protocol"):
             if not isinstance(override.get(name, {}), dict):
                 raise SweepError(f"{where} {name} must be a table")
-        _refuse(set(override.get("search", {})) - {"lr", "batch_size", "prune", "inits", "halving"},
-                f"{where} search has unknown keys {{}}; valid: lr, batch_size, prune, inits, halving")
+        _refuse(set(override.get("search", {})) - set(SEARCH_KEYS),
+                f"{where} search has unknown keys {{}}; valid: {', '.join(SEARCH_KEYS)}")
         _refuse(set(override.get("protocol", {})) - set(PROTOCOL_KEYS),
                 f"{where} protocol has unknown keys {{}}; valid: {', '.join(PROTOCOL_KEYS)}")
         try:
