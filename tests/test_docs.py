@@ -19,6 +19,6 @@ def test_the_submission_format_doc_describes_entries_as_the_committed_files_hold
     doc = (ROOT / "docs" / "leaderboard.md").read_text()
     (row,) = [line for line in doc.splitlines() if line.startswith("| `entries` |")]
     assert "a list" in row and "`key`" in row and "keyed" not in row
-    for path in sorted((ROOT / "leaderboard" / "submissions").glob("*.json")):
+    for path in sorted((ROOT / "leaderboard").glob("*/submissions/*.json")):
         entries = json.loads(path.read_text())["entries"]
         assert isinstance(entries, list) and all(re.fullmatch(r"[\w-]+/seed\d+", e["key"]) for e in entries)

@@ -222,6 +222,20 @@ def test_a_build_into_a_file_is_refused_before_any_check(tmp_path):
                      "is not a writable directory")
 
 
+def test_a_build_of_an_unknown_suite_names_the_valid_ones_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_bad_input(run("leaderboard", "build", "--suite", "core-v9"), "unknown suite 'core-v9'; valid: core-v0")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_build_reads_and_writes_its_suites_folder_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    monkeypatch.setattr(site, "build", lambda subs, out, **k: seen.append((subs, out)) or [])
+    assert run("leaderboard", "build", "--suite", "core-v1").exit_code == 0
+    assert seen == [(Path("leaderboard/core-v1/submissions"), Path("leaderboard/core-v1"))]
+
+
 # ----- 8. weights that are not a regular file -----------------------------------------------------------------------
 def _weights_problems(tmp_path: Path) -> list[str]:
     report = Report(tmp_path / "sub.json")

@@ -173,15 +173,25 @@ def verify_cmd(file: Path, as_json: bool, trust_code: bool) -> None:
 
 
 @leaderboard_group.command("build")
-@click.option("--submissions", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("leaderboard/submissions"), show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboard"),
-              show_default=True)
+@click.option("--suite", "suite_id", default=None,
+              help="The suite whose page to build, in leaderboard/SUITE/ from leaderboard/SUITE/submissions/ "
+                   "[default: the current suite]")
+@click.option("--submissions", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The folder of submissions [default: leaderboard/SUITE/submissions]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where README.md and index.html go [default: leaderboard/SUITE]")
 @TRUST_OPTION
-def build_cmd(submissions: Path, out_dir: Path, trust_code: bool) -> None:
+def build_cmd(suite_id: str | None, submissions: Path | None, out_dir: Path | None, trust_code: bool) -> None:
     """Validate and verify every submission, then write README.md and index.html (all or nothing)."""
     from memtasks.leaderboard.site import build
+    from memtasks.leaderboard.suite import CURRENT_SUITE, SuiteError, get_suite
 
+    try:
+        suite = get_suite(suite_id or CURRENT_SUITE)
+    except SuiteError as exc:
+        raise BadInput(str(exc)) from None
+    submissions = submissions or Path("leaderboard", suite.id, "submissions")
+    out_dir = out_dir or Path("leaderboard", suite.id)
     could_create_dir(out_dir)  # the folder itself is made by a build that succeeds: a refused one leaves none
     written = build(submissions, out_dir, trust_code=trust_code)
     out.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True)

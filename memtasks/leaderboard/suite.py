@@ -137,6 +137,9 @@ def _core_v1() -> Suite:
 #: Every published suite, by id.
 SUITES: dict[str, Suite] = {s.id: s for s in (_core_v0(), _core_v1())}
 
+#: The suite the leaderboard shows first (``leaderboard/README.md``); each suite's page is in ``leaderboard/<id>/``.
+CURRENT_SUITE = "core-v0"
+
 
 def get_suite(suite_id: str) -> Suite:
     """The suite ``suite_id``; an unknown, unversioned or malformed id is an error naming the valid ones."""

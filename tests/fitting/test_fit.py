@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import memtasks
+from memtasks.fitting.evaluate import MetricSums
 from memtasks.fitting.protocol import Protocol, ProtocolError, Search
 from memtasks.fitting.result import ResultFormatError, ResultWriteError, RunResult
 from memtasks.fitting.trainer import fit, fit_model
 from memtasks.models.registry import CellError
-from memtasks.fitting.evaluate import MetricSums
 from memtasks.models.sequence_model import SequenceModel, hidden_for_params
 
 FAST = Protocol(max_steps=3000, eval_every=10)

@@ -103,7 +103,7 @@ def test_a_kernel_belongs_to_its_registration_not_to_a_name():
 
 
 def test_validating_a_submission_loads_no_training_code():
-    submission = ROOT / "leaderboard" / "submissions" / "rnn.json"
+    submission = ROOT / "leaderboard" / "core-v0" / "submissions" / "rnn.json"
     code = ("import sys\nfrom memtasks.leaderboard.validate import validate_file\n"
             f"report = validate_file({str(submission)!r})\n"
             "assert report.ok, report.problems\n"

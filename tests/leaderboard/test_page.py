@@ -6,7 +6,7 @@ reorder its rows when a column header is clicked. Without a browser the test is 
 
 Run as a script to take the README's screenshot::
 
-    python -m tests.leaderboard.test_page leaderboard/index.html leaderboard/screenshot.png
+    python -m tests.leaderboard.test_page leaderboard/core-v1/index.html leaderboard/core-v1/screenshot.png
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import pytest
 
 from tests.helpers import ROOT
 
-PAGE = ROOT / "leaderboard" / "index.html"
-SUBMISSIONS = ROOT / "leaderboard" / "submissions"
+PUBLISHED = sorted(p.name for p in (ROOT / "leaderboard").iterdir() if (p / "submissions").is_dir())
 
 
 def _browser_path() -> str | None:
@@ -76,11 +75,12 @@ def _column(page, table: str, index: int) -> list[str]:
     return page.eval_on_selector_all(f"#{table} tbody tr", script)
 
 
-def test_the_committed_page_loads_offline_shows_every_submission_and_sorts():
+@pytest.mark.parametrize("suite", PUBLISHED)
+def test_the_committed_page_loads_offline_shows_every_submission_and_sorts(suite):
     _needs_browser()
-    names = sorted(p.stem for p in SUBMISSIONS.glob("*.json"))
+    names = sorted(p.stem for p in (ROOT / "leaderboard" / suite / "submissions").glob("*.json"))
     assert names, "no committed submissions"
-    with open_page(PAGE) as page:
+    with open_page(ROOT / "leaderboard" / suite / "index.html") as page:
         assert page.errors == []
         assert all(url.startswith("file:") for url in page.requests), page.requests
         rows = page.locator("#overall tbody tr")
@@ -123,9 +123,10 @@ def test_the_committed_page_loads_offline_shows_every_submission_and_sorts():
         assert page.errors == []
 
 
-def test_the_heat_table_shows_every_setting_at_1280_px_without_scrolling_sideways():
+@pytest.mark.parametrize("suite", PUBLISHED)
+def test_the_heat_table_shows_every_setting_at_1280_px_without_scrolling_sideways(suite):
     _needs_browser()
-    with open_page(PAGE, width=1280) as page:
+    with open_page(ROOT / "leaderboard" / suite / "index.html", width=1280) as page:
         box = page.evaluate("""() => {
             const scroll = document.querySelector("#heat").closest(".scroll");
             const heads = document.querySelectorAll("#heat thead th");

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from memtasks.cli import main
 from memtasks.fitting.protocol import DEFAULT_LRS
 from memtasks.fitting.result import RunResult
+from memtasks.fitting.spec import resolve
 from memtasks.reports import export_jsonl
 from memtasks.sweeps.config import SweepConfig, SweepError
 from memtasks.sweeps.folder import SweepFolder
-from memtasks.fitting.spec import resolve
 from memtasks.sweeps.runner import LIMIT_HOURS, estimate_hours, group_points, run_sweep
 from tests.helpers import ROOT, assert_bad_input
 
