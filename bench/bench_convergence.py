@@ -48,10 +48,13 @@ def _share(d: dict[str, Any]) -> float:
 
 
 def _rerun(d: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
     from memtasks.fitting.protocol import Protocol
     from memtasks.fitting.spec import MeasurementSpec, resolve
     from memtasks.fitting.trainer import measure
 
+    torch.set_num_threads(1)  # one per worker, as a suite's workers run
     spec = MeasurementSpec.from_dict(d["extra"]["sweep_point"])
     p = spec.protocol
     longer = dataclasses.replace(p, max_steps=FACTOR * p.max_steps, passes=FACTOR * p.passes,
@@ -82,8 +85,11 @@ def main() -> None:
         sys.exit(f"no finished suite results under {', '.join(map(str, args.folders))}")
     pool_ = [d for d in results if d["convergence"]["converged"]] if args.converged_only else results
     drawn = random.Random(args.seed).sample(pool_, min(args.points, len(pool_)))
+    rows = []
     with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(_rerun, drawn))
+        for row in pool.map(_rerun, drawn):  # in draw order, each shown as it lands
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     changes = [abs(r["after"] / r["before"] - 1) if r["before"] else 0.0 for r in rows]
     table = ["| setting | cell | seed | bits/param | with 4× steps and window | change | steps | steps (4×) |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]

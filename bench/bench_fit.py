@@ -47,9 +47,9 @@ from benchlib import cpu_name, never_at_ceiling, render_section, write_section
 
 import memtasks
 from memtasks.fitting import engine
+from memtasks.fitting.evaluate import MetricSums
 from memtasks.fitting.protocol import Protocol, Search
 from memtasks.fitting.trainer import fit
-from memtasks.fitting.evaluate import MetricSums
 from memtasks.models.sequence_model import SequenceModel
 
 START, END = "<!-- bench_fit:start -->", "<!-- bench_fit:end -->"
