@@ -90,20 +90,25 @@ def main() -> None:
         for row in pool.map(_rerun, drawn):  # in draw order, each shown as it lands
             rows.append(row)
             print(json.dumps(row), flush=True)
-    changes = [abs(r["after"] / r["before"] - 1) if r["before"] else 0.0 for r in rows]
+    signed = [r["after"] / r["before"] - 1 if r["before"] else 0.0 for r in rows]
+    changes = [abs(c) for c in signed]
     table = ["| setting | cell | seed | bits/param | with 4× steps and window | change | steps | steps (4×) |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r, c in zip(rows, changes):
+    for r, c in zip(rows, signed):
         table.append(f"| {r['task']} | {r['cell']} | {r['seed']} | {r['before']:.3f}"
                      f"{'' if r['converged_before'] else ' †'} | {r['after']:.3f} | {c:+.1%} | {r['steps_before']:,} | "
                      f"{r['steps_after']:,} |")
     shares = [_share(d) for d in results]
+    spent = sum(d["trials"][d["selected_trial"]]["steps"] for d in results) / max(
+        sum(t["steps"] for d in results for t in d["trials"]), 1)
     within = sum(c <= 0.02 for c in changes)
     even = sum(1 / len(d["trials"]) for d in results) / len(results)
     verdict = (f"{within} of {len(rows)} figures changed by 2 % or less (largest change {max(changes):.1%}, median "
                f"{statistics.median(changes):.1%}); † marks a drawn figure that was not converged. Over all "
-               f"{len(results)} results, the selected trial got {sum(shares) / len(shares):.0%} of its search's steps "
-               f"on average (successive halving; every trial to the end would give {even:.0%}).")
+               f"{len(results)} results, {spent:.0%} of the steps their searches spent went to the selected trials; "
+               f"per result, the selected trial got {sum(shares) / len(shares):.0%} of its search's steps on average "
+               f"(a point that reaches its ceiling in a few hundred steps stops its siblings there too, at an even "
+               f"share; every trial to the end would give {even:.0%}).")
     folders = " ".join(str(f) for f in args.folders)
     section = render_section(
         START, END, "Convergence: 4× the steps and the window",
