@@ -17,13 +17,12 @@ import json
 import random
 import statistics
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import cpu_name, render_section, write_section  # noqa: E402
+from benchlib import cpu_name, measure_alone, render_section, write_section  # noqa: E402
 
 START, END = "<!-- bench_convergence:start -->", "<!-- bench_convergence:end -->"
 FACTOR = 4
@@ -51,8 +50,7 @@ def _rerun(d: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from memtasks.fitting.protocol import Protocol
-    from memtasks.fitting.spec import MeasurementSpec, resolve
-    from memtasks.fitting.trainer import measure
+    from memtasks.fitting.spec import MeasurementSpec
 
     torch.set_num_threads(1)  # one per worker, as a suite's workers run
     spec = MeasurementSpec.from_dict(d["extra"]["sweep_point"])
@@ -60,14 +58,11 @@ def _rerun(d: dict[str, Any]) -> dict[str, Any]:
     longer = dataclasses.replace(p, max_steps=FACTOR * p.max_steps, passes=FACTOR * p.passes,
                                  min_steps=FACTOR * p.min_steps)
     spec = dataclasses.replace(spec, protocol=Protocol.from_dict(longer.to_dict()), save_model=False)
-    got: list[Any] = []
-    started = time.perf_counter()
-    measure([resolve(spec)], lambda _, r, __: got.append(r))
-    r = got[0]
+    r, seconds = measure_alone(spec)
     return {"task": d["task"]["id"], "cell": d["cell"]["name"], "seed": spec.seed,
             "before": d["best"]["bits_per_param"], "after": r.best["bits_per_param"],
             "steps_before": d["steps"], "steps_after": r.steps, "converged_before": bool(d["convergence"]["converged"]),
-            "converged_after": bool(r.converged), "seconds": round(time.perf_counter() - started, 1)}
+            "converged_after": bool(r.converged), "seconds": round(seconds, 1)}
 
 
 def main() -> None:

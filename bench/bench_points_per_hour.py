@@ -17,27 +17,16 @@ import argparse
 import dataclasses
 import random
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import cpu_name, render_section, write_section  # noqa: E402
+from benchlib import cpu_name, measure_alone, render_section, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench_points_per_hour:start -->", "<!-- bench_points_per_hour:end -->"
 CONFIG = ROOT / "baselines" / "baseline.toml"
-
-
-def _measure(spec: Any) -> tuple[Any, float]:
-    from memtasks.fitting.spec import resolve
-    from memtasks.fitting.trainer import measure
-
-    got: list[Any] = []
-    started = time.perf_counter()
-    measure([resolve(spec)], lambda _, r, __: got.append(r))
-    return got[0], time.perf_counter() - started
 
 
 def _both(point: Any) -> dict[str, Any]:
@@ -50,8 +39,8 @@ def _both(point: Any) -> dict[str, Any]:
     old_spec = dataclasses.replace(point, save_model=False)
     new_spec = dataclasses.replace(old_spec, protocol=Protocol(),
                                    search=dataclasses.replace(point.search, halving=True))
-    old, old_s = _measure(old_spec)
-    new, new_s = _measure(new_spec)
+    old, old_s = measure_alone(old_spec)
+    new, new_s = measure_alone(new_spec)
     return {"task": point.task, "cell": point.cell, "n": point.n_examples, "seed": point.seed,
             "old": (old.best["bits_per_param"], old.converged, old.steps, old_s),
             "new": (new.best["bits_per_param"], new.converged, new.steps, new_s)}

@@ -48,3 +48,16 @@ def never_at_ceiling() -> None:
         return train
 
     engine.derive = patched  # type: ignore[assignment]
+
+
+def measure_alone(spec: object) -> tuple[object, float]:
+    """Measure one point's spec in this process, alone (no siblings stacked with it): its RunResult and seconds."""
+    import time
+
+    from memtasks.fitting.spec import resolve
+    from memtasks.fitting.trainer import measure
+
+    got: list[object] = []
+    started = time.perf_counter()
+    measure([resolve(spec)], lambda _, r, __: got.append(r))  # type: ignore[arg-type]
+    return got[0], time.perf_counter() - started

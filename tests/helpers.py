@@ -12,6 +12,8 @@ from memtasks.cli import main
 
 #: The repository's root folder.
 ROOT = Path(__file__).resolve().parent.parent
+#: The suites with a published folder, ``leaderboard/<suite>/submissions``.
+PUBLISHED_SUITES = sorted(p.name for p in (ROOT / "leaderboard").iterdir() if (p / "submissions").is_dir())
 
 #: Small enough that all 16 settings generate in milliseconds.
 TINY = {"seq_len": 6, "n_examples": 40, "n_test": 10}

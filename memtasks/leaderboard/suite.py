@@ -31,6 +31,11 @@ class SuiteError(MemtasksError, ValueError):
     """An unknown or malformed suite id, or a suite run that cannot be used."""
 
 
+def _categorical(task: str) -> bool:
+    """Whether a setting's targets are categorical (``…-XCat-vN``)."""
+    return task.split("-")[1].endswith("Cat")
+
+
 @dataclass(frozen=True)
 class SuitePart:
     """Settings that share one training-set size (bits of target information per parameter)."""
@@ -65,7 +70,7 @@ class Suite:
         """Every setting of the suite, those with categorical targets first, each group in the registry's order (as
         the pages list them)."""
         tasks = {t for part in self.parts for t in part.tasks}
-        return sorted(tasks, key=lambda t: (not t.split("-")[1].endswith("Cat"), memtasks.SETTINGS.index(t)))
+        return sorted(tasks, key=lambda t: (not _categorical(t), memtasks.SETTINGS.index(t)))
 
     def part_of(self, task: str) -> SuitePart:
         return next(part for part in self.parts if task in part.tasks)
@@ -99,8 +104,8 @@ class Suite:
 
 
 def _core_v0() -> Suite:
-    cat = tuple(t for t in memtasks.SETTINGS if t.split("-")[1].endswith("Cat"))
-    real = tuple(t for t in memtasks.SETTINGS if t.split("-")[1].endswith("Real"))
+    cat = tuple(t for t in memtasks.SETTINGS if _categorical(t))
+    real = tuple(t for t in memtasks.SETTINGS if not _categorical(t))
     return Suite(
         id="core-v0",
         summary="The 16 settings at 1000 parameters, random targets, training sets past what the budget stores "
@@ -118,6 +123,11 @@ def _core_v0() -> Suite:
     )
 
 
+def _family(part: SuitePart, *, seq2seq: bool) -> tuple[str, ...]:
+    """The settings of ``part`` that are (or are not) Seq2Seq."""
+    return tuple(t for t in part.tasks if t.startswith("Seq2Seq") == seq2seq)
+
+
 def _core_v1() -> Suite:
     v0 = _core_v0()
     return Suite(
@@ -127,10 +137,10 @@ def _core_v1() -> Suite:
                 "Seq2Seq, the hardest to fit); full-batch Adam, "
                 "the best of 4 learning rates by successive halving, each trial trained until the doubling test "
                 "shows that more steps would not change its figure (at most 60,000 steps); 3 seeds.",
-        parts=(SuitePart("cat", tuple(t for t in v0.parts[0].tasks if not t.startswith("Seq2Seq")), 1.5),
-               SuitePart("cat-seq2seq", tuple(t for t in v0.parts[0].tasks if t.startswith("Seq2Seq")), 1.0),
-               SuitePart("real", tuple(t for t in v0.parts[1].tasks if not t.startswith("Seq2Seq")), 2.0),
-               SuitePart("real-seq2seq", tuple(t for t in v0.parts[1].tasks if t.startswith("Seq2Seq")), 1.5)),
+        parts=(SuitePart("cat", _family(v0.parts[0], seq2seq=False), 1.5),
+               SuitePart("cat-seq2seq", _family(v0.parts[0], seq2seq=True), 1.0),
+               SuitePart("real", _family(v0.parts[1], seq2seq=False), 2.0),
+               SuitePart("real-seq2seq", _family(v0.parts[1], seq2seq=True), 1.5)),
         params=500, seeds=(0, 1, 2), seq_len=5, embed_dim=8,
         # Sizes near the ceiling, because only there do figures converge at an affordable budget: on sets past what
         # the cells store (4 and 16 bits/param, sequences of 10) an lstm left 31 of 48 runs still gaining 3-10 % per

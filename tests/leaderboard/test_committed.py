@@ -7,11 +7,11 @@ import pytest
 
 from memtasks.leaderboard.site import build
 from memtasks.leaderboard.suite import CURRENT_SUITE, SUITES
-from tests.helpers import ROOT
+from tests.helpers import PUBLISHED_SUITES, ROOT
 
 LEADERBOARD = ROOT / "leaderboard"
 BUILTIN = {"rnn", "irnn", "lstm", "gru", "ugrnn", "intersection", "nlstm", "mlp"}
-PUBLISHED = sorted(p.name for p in LEADERBOARD.iterdir() if (p / "submissions").is_dir())
+PUBLISHED = PUBLISHED_SUITES
 
 
 def test_every_published_folder_is_a_suite_and_the_index_links_each_page_and_names_the_current_one():

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import PUBLISHED_SUITES, ROOT
 
-PUBLISHED = sorted(p.name for p in (ROOT / "leaderboard").iterdir() if (p / "submissions").is_dir())
+PUBLISHED = PUBLISHED_SUITES
 
 
 def _browser_path() -> str | None:
