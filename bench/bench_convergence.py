@@ -7,12 +7,17 @@ the suite's, so the doubling test is judged on a 4× longer window and the budge
 more steps would change by more than 2 % is not a measurement. Figures go to BENCHMARKS.md.
 
     python bench/bench_convergence.py runs/suites/core-v1-*  [--points 20] [--seed 0] [--workers 2]
+
+Each re-run point is appended to ``runs/bench/convergence-seed<SEED>.jsonl`` as it lands (``--resume`` names
+another file), and a second call with the same draw re-runs only the points that file lacks: a long check may
+span several sittings.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import random
 import statistics
@@ -46,6 +51,11 @@ def _share(d: dict[str, Any]) -> float:
     return d["trials"][d["selected_trial"]]["steps"] / max(sum(steps), 1)
 
 
+def _key(d: dict[str, Any]) -> str:
+    """A drawn point's identity: its whole spec, so a changed suite never reuses an old re-run."""
+    return hashlib.sha256(json.dumps(d["extra"]["sweep_point"], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _rerun(d: dict[str, Any]) -> dict[str, Any]:
     import torch
 
@@ -59,7 +69,7 @@ def _rerun(d: dict[str, Any]) -> dict[str, Any]:
                                  min_steps=FACTOR * p.min_steps)
     spec = dataclasses.replace(spec, protocol=Protocol.from_dict(longer.to_dict()), save_model=False)
     r, seconds = measure_alone(spec)
-    return {"task": d["task"]["id"], "cell": d["cell"]["name"], "seed": spec.seed,
+    return {"key": _key(d), "task": d["task"]["id"], "cell": d["cell"]["name"], "seed": spec.seed,
             "before": d["best"]["bits_per_param"], "after": r.best["bits_per_param"],
             "steps_before": d["steps"], "steps_after": r.steps, "converged_before": bool(d["convergence"]["converged"]),
             "converged_after": bool(r.converged), "seconds": round(seconds, 1)}
@@ -73,6 +83,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--converged-only", action="store_true",
                     help="draw only among figures the doubling test showed converged (does its verdict hold?)")
+    ap.add_argument("--resume", type=Path, help="where finished re-runs are kept (default: "
+                    "runs/bench/convergence-seed<SEED>.jsonl)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "BENCHMARKS.md")
     args = ap.parse_args()
     results = _results(args.folders)
@@ -80,11 +92,21 @@ def main() -> None:
         sys.exit(f"no finished suite results under {', '.join(map(str, args.folders))}")
     pool_ = [d for d in results if d["convergence"]["converged"]] if args.converged_only else results
     drawn = random.Random(args.seed).sample(pool_, min(args.points, len(pool_)))
-    rows = []
-    with ProcessPoolExecutor(args.workers) as pool:
-        for row in pool.map(_rerun, drawn):  # in draw order, each shown as it lands
-            rows.append(row)
+    store = args.resume or Path("runs/bench") / f"convergence-seed{args.seed}.jsonl"
+    done = {}
+    if store.exists():
+        done = {r["key"]: r for r in map(json.loads, store.read_text().splitlines()) if r.get("key")}
+    todo = [d for d in drawn if _key(d) not in done]
+    print(f"{len(drawn) - len(todo)} of {len(drawn)} drawn points already re-run in {store}; {len(todo)} to run",
+          flush=True)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(args.workers) as pool, store.open("a") as kept:
+        for row in pool.map(_rerun, todo):  # each kept and shown as it lands
+            done[row["key"]] = row
+            kept.write(json.dumps(row) + "\n")
+            kept.flush()
             print(json.dumps(row), flush=True)
+    rows = [done[_key(d)] for d in drawn]  # in draw order
     signed = [r["after"] / r["before"] - 1 if r["before"] else 0.0 for r in rows]
     changes = [abs(c) for c in signed]
     table = ["| setting | cell | seed | bits/param | with 4× steps and window | change | steps | steps (4×) |",

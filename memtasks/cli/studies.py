@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from memtasks.cli.common import BadInput, Failure, err, out, writable_dir
+from memtasks.cli.common import BadInput, Failure, check_workers, err, out, writable_dir
 
 
 def _cells(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
@@ -54,6 +54,7 @@ def _run_study(name: str, cells: list[str] | None, scale: float, out_dir: Path |
     from memtasks.reports import export_jsonl
     from memtasks.studies import common, registry
 
+    check_workers(workers)  # before any study is set up or a folder made
     study = registry.get(name)
     committed = cells is None and scale == 1.0
     # Only the committed size writes the committed folder by default: a smaller or larger run must not replace it.

@@ -63,5 +63,6 @@ def test_core_v0_keeps_its_rule_and_core_v1_halves_under_the_doubling_test():
     assert max(p1.search.batch_sizes) >= n  # full batch
     budget = p1.protocol.budget(n, 2048)
     # 4 trials to min_steps, 2 to twice that, the survivor to its budget
-    assert search_steps(m) == 4 * 1000 + 2 * 1000 + (budget - 2000)
+    lo = p1.protocol.min_steps
+    assert search_steps(m) == 4 * lo + 2 * lo + (budget - 2 * lo)
     assert search_steps(resolve(p0)) == 3 * 6000
