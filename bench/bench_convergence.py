@@ -31,6 +31,8 @@ from benchlib import cpu_name, measure_alone, render_section, write_section  # n
 
 START, END = "<!-- bench_convergence:start -->", "<!-- bench_convergence:end -->"
 FACTOR = 4
+#: The largest relative change a converged figure may show under 4× the steps and window.
+LIMIT = 0.02
 
 
 def _results(folders: list[Path]) -> list[dict[str, Any]]:
@@ -51,12 +53,17 @@ def _share(d: dict[str, Any]) -> float:
     return d["trials"][d["selected_trial"]]["steps"] / max(sum(steps), 1)
 
 
+def _change(row: dict[str, Any]) -> float:
+    return abs(row["after"] / row["before"] - 1) if row["before"] else 0.0
+
+
 def _key(d: dict[str, Any]) -> str:
     """A drawn point's identity: its whole spec, so a changed suite never reuses an old re-run."""
     return hashlib.sha256(json.dumps(d["extra"]["sweep_point"], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _rerun(d: dict[str, Any]) -> dict[str, Any]:
+def _rerun(d: dict[str, Any], factor: int = FACTOR) -> dict[str, Any]:
+    """Train ``d``'s spec again alone, with ``max_steps``, ``passes`` and ``min_steps`` times ``factor``."""
     import torch
 
     from memtasks.fitting.protocol import Protocol
@@ -65,14 +72,22 @@ def _rerun(d: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)  # one per worker, as a suite's workers run
     spec = MeasurementSpec.from_dict(d["extra"]["sweep_point"])
     p = spec.protocol
-    longer = dataclasses.replace(p, max_steps=FACTOR * p.max_steps, passes=FACTOR * p.passes,
-                                 min_steps=FACTOR * p.min_steps)
+    longer = dataclasses.replace(p, max_steps=factor * p.max_steps, passes=factor * p.passes,
+                                 min_steps=factor * p.min_steps)
     spec = dataclasses.replace(spec, protocol=Protocol.from_dict(longer.to_dict()), save_model=False)
     r, seconds = measure_alone(spec)
-    return {"key": _key(d), "task": d["task"]["id"], "cell": d["cell"]["name"], "seed": spec.seed,
-            "before": d["best"]["bits_per_param"], "after": r.best["bits_per_param"],
-            "steps_before": d["steps"], "steps_after": r.steps, "converged_before": bool(d["convergence"]["converged"]),
-            "converged_after": bool(r.converged), "seconds": round(seconds, 1)}
+    return {"key": _key(d) + ("" if factor == FACTOR else f"-x{factor}"), "task": d["task"]["id"],
+            "cell": d["cell"]["name"], "seed": spec.seed, "before": d["best"]["bits_per_param"],
+            "after": r.best["bits_per_param"], "steps_before": d["steps"], "steps_after": r.steps,
+            "lr_before": d["trials"][d["selected_trial"]]["lr"], "lr_after": r.trials[r.selected_trial]["lr"],
+            "converged_before": bool(d["convergence"]["converged"]), "converged_after": bool(r.converged),
+            "seconds": round(seconds, 1)}
+
+
+def _control(d: dict[str, Any]) -> dict[str, Any]:
+    """The same spec again alone at the suite's own protocol: how far float rounding alone moves the figure (a
+    suite trains points in groups, and a group's sums round differently from one point's)."""
+    return _rerun(d, 1)
 
 
 def main() -> None:
@@ -83,6 +98,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--converged-only", action="store_true",
                     help="draw only among figures the doubling test showed converged (does its verdict hold?)")
+    ap.add_argument("--control", action="store_true",
+                    help="re-run each point that moved more than 2 %% once more alone at the suite's own protocol, "
+                         "to show how much of the move float rounding alone gives")
     ap.add_argument("--resume", type=Path, help="where finished re-runs are kept (default: "
                     "runs/bench/convergence-seed<SEED>.jsonl)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "BENCHMARKS.md")
@@ -107,18 +125,34 @@ def main() -> None:
             kept.flush()
             print(json.dumps(row), flush=True)
     rows = [done[_key(d)] for d in drawn]  # in draw order
+    moved = [d for d, r in zip(drawn, rows) if _change(r) > LIMIT]
+    if args.control and moved:
+        todo = [d for d in moved if _key(d) + "-x1" not in done]
+        print(f"control: {len(moved)} moved points, {len(todo)} to re-run alone at 1x", flush=True)
+        with ProcessPoolExecutor(args.workers) as pool, store.open("a") as kept:
+            for row in pool.map(_control, todo):
+                done[row["key"]] = row
+                kept.write(json.dumps(row) + "\n")
+                kept.flush()
+                print(json.dumps(row), flush=True)
+    controls = {_key(d): done[_key(d) + "-x1"] for d in moved if args.control and _key(d) + "-x1" in done}
     signed = [r["after"] / r["before"] - 1 if r["before"] else 0.0 for r in rows]
     changes = [abs(c) for c in signed]
-    table = ["| setting | cell | seed | bits/param | with 4× steps and window | change | steps | steps (4×) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r, c in zip(rows, signed):
+    table = ["| setting | cell | seed | bits/param | with 4× steps and window | change | steps | steps (4×) | "
+             "learning rate (4×) | alone at 1× |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for d, r, c in zip(drawn, rows, signed):
+        ctl = controls.get(_key(d))
+        alone = "–" if ctl is None else f"{ctl['after']:.3f} ({ctl['after'] / r['before'] - 1:+.1%})"
+        lrs = "–" if "lr_after" not in r else f"{r['lr_after']:g}" + (
+            "" if r["lr_after"] == r["lr_before"] else f" (was {r['lr_before']:g})")
         table.append(f"| {r['task']} | {r['cell']} | {r['seed']} | {r['before']:.3f}"
                      f"{'' if r['converged_before'] else ' †'} | {r['after']:.3f} | {c:+.1%} | {r['steps_before']:,} | "
-                     f"{r['steps_after']:,} |")
+                     f"{r['steps_after']:,} | {lrs} | {alone} |")
     shares = [_share(d) for d in results]
     spent = sum(d["trials"][d["selected_trial"]]["steps"] for d in results) / max(
         sum(t["steps"] for d in results for t in d["trials"]), 1)
-    within = sum(c <= 0.02 for c in changes)
+    within = sum(c <= LIMIT for c in changes)
     even = sum(1 / len(d["trials"]) for d in results) / len(results)
     verdict = (f"{within} of {len(rows)} figures changed by 2 % or less (largest change {max(changes):.1%}, median "
                f"{statistics.median(changes):.1%}); † marks a drawn figure that was not converged. Over all "
@@ -126,6 +160,12 @@ def main() -> None:
                f"per result, the selected trial got {sum(shares) / len(shares):.0%} of its search's steps on average "
                f"(a point that reaches its ceiling in a few hundred steps stops its siblings there too, at an even "
                f"share; every trial to the end would give {even:.0%}).")
+    if controls:
+        moves = [abs(c["after"] / c["before"] - 1) for c in controls.values()]
+        verdict += (f" The {len(controls)} figures that moved more than 2 % were trained once more alone at the "
+                    f"suite's own protocol (*alone at 1×*): that alone moved them by {min(moves):.1%} to "
+                    f"{max(moves):.1%}, the spread float rounding gives a figure (a suite trains its points in groups, "
+                    f"whose sums round differently).")
     folders = " ".join(str(f) for f in args.folders)
     section = render_section(
         START, END, "Convergence: 4× the steps and the window",
@@ -133,7 +173,7 @@ def main() -> None:
         f"{' the doubling test showed converged' if args.converged_only else ''}, re-run "
         "with `max_steps`, `passes` and `min_steps` each 4× the suite's (same data, cell, hidden size, seed and "
         "search).", f"python bench/bench_convergence.py {folders} --points {args.points} --seed {args.seed}"
-        + (" --converged-only" if args.converged_only else ""),
+        + (" --converged-only" if args.converged_only else "") + (" --control" if args.control else ""),
         f"{cpu_name()}, {args.workers} workers", "\n".join(table), verdict)
     write_section(args.out, section, START, END)
     print(section)

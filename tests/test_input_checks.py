@@ -110,14 +110,6 @@ def test_a_suite_refuses_zero_or_negative_workers(tmp_path, workers):
 
 
 
-@pytest.mark.parametrize("workers", ["0", "-3"])
-def test_a_study_refuses_zero_or_negative_workers_before_it_sets_up(tmp_path, workers):
-    out_dir, runs = tmp_path / "study", tmp_path / "runs"
-    result = run("study", "capacity", "--cells", "rnn", "--scale", "0.1", "--workers", workers, "--out", str(out_dir),
-                 "--runs", str(runs))
-    assert_bad_input(result, f"--workers must be a positive integer (1 or more), got {workers}")
-    assert not out_dir.exists() and not runs.exists()
-
 # ----- 5. empty items in a comma-separated list ---------------------------------------------------------------------
 @pytest.mark.parametrize("value, where", [("0.01,,0.03", "item 2 of 3 is empty"), ("0.01,", "item 2 of 2 is empty"),
                                           (",0.01", "item 1 of 2 is empty"), ("", "it is empty")])

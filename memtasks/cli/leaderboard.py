@@ -20,17 +20,18 @@ CELL_KWARG_OPTION = click.option("-c", "--cell-kwarg", "cell_kwargs", multiple=T
 
 @click.group("suite")
 def suite_group() -> None:
-    """Run a versioned leaderboard suite (e.g. core-v0) for one cell."""
+    """Run a versioned leaderboard suite (e.g. core-v1) for one cell."""
 
 
 @suite_group.command("show")
-@click.argument("suite_id", default="core-v0")
+@click.argument("suite_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the suite's definition as JSON.")
-def suite_show_cmd(suite_id: str, as_json: bool) -> None:
-    """What SUITE_ID fixes: settings, sizes, parameter budget, protocol, search and seeds."""
-    from memtasks.leaderboard.suite import get_suite
+def suite_show_cmd(suite_id: str | None, as_json: bool) -> None:
+    """What SUITE_ID (default: the current suite) fixes: settings, sizes, parameter budget, protocol, search and
+    seeds."""
+    from memtasks.leaderboard.suite import CURRENT_SUITE, get_suite
 
-    suite = get_suite(suite_id)
+    suite = get_suite(suite_id or CURRENT_SUITE)
     if as_json:
         out.print_json(json.dumps(suite.to_dict()))
         return

@@ -241,7 +241,9 @@ def render_markdown(suite: Suite, rows: list[Row]) -> str:
     else:
         entries = {(row.data["name"], e["key"]): e for row in rows for e in row.data["entries"]}
         lines += [f"{len(listed)} of {sum(r.overall['runs'] for r in rows)} runs. *Gain*: what the figure gained over "
-                  "the last half of the run's steps.", "",
+                  "the last half of the run's steps; a run that gained less than the tolerance is still unconverged "
+                  "when it reached the step cap before a learning-rate decay, and a quarter of its steps after it, "
+                  "could show that the lower rate gains nothing.", "",
                   "| submission | run | bits / param | stopped | steps | gain over the last half |",
                   "|---|---|---:|---|---:|---:|"]
         for row, key, c in listed:

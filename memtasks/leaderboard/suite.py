@@ -157,7 +157,7 @@ def _core_v1() -> Suite:
 SUITES: dict[str, Suite] = {s.id: s for s in (_core_v0(), _core_v1())}
 
 #: The suite the leaderboard shows first (``leaderboard/README.md``); each suite's page is in ``leaderboard/<id>/``.
-CURRENT_SUITE = "core-v0"
+CURRENT_SUITE = "core-v1"
 
 
 def get_suite(suite_id: str) -> Suite:

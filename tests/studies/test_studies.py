@@ -123,7 +123,7 @@ def test_bad_study_input_is_one_line(tmp_path):
     assert_bad_input(run("study", "capacity", "--from", str(tmp_path), "--scale", "2"), "takes no --cells or --scale")
     assert_bad_input(run("study", "per-unit", "--cells", " , "), "--cells ' , ': give comma-separated cells")
     assert_bad_input(run("study", "capacity", "--workers", "0", "--scale", "0.01", "--runs", str(tmp_path / "r"),
-                         "--out", str(tmp_path / "o")), "workers and threads must be positive")
+                         "--out", str(tmp_path / "o")), "--workers must be a positive integer (1 or more), got 0")
     assert not (tmp_path / "r").exists()  # nothing ran
 
 
