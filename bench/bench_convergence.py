@@ -22,12 +22,11 @@ import json
 import random
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import cpu_name, measure_alone, render_section, write_section  # noqa: E402
+from benchlib import cpu_name, kept_rows, measure_alone, render_section, run_and_keep, write_section  # noqa: E402
 
 START, END = "<!-- bench_convergence:start -->", "<!-- bench_convergence:end -->"
 FACTOR = 4
@@ -111,30 +110,17 @@ def main() -> None:
     pool_ = [d for d in results if d["convergence"]["converged"]] if args.converged_only else results
     drawn = random.Random(args.seed).sample(pool_, min(args.points, len(pool_)))
     store = args.resume or Path("runs/bench") / f"convergence-seed{args.seed}.jsonl"
-    done = {}
-    if store.exists():
-        done = {r["key"]: r for r in map(json.loads, store.read_text().splitlines()) if r.get("key")}
+    done = kept_rows(store)
     todo = [d for d in drawn if _key(d) not in done]
     print(f"{len(drawn) - len(todo)} of {len(drawn)} drawn points already re-run in {store}; {len(todo)} to run",
           flush=True)
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(args.workers) as pool, store.open("a") as kept:
-        for row in pool.map(_rerun, todo):  # each kept and shown as it lands
-            done[row["key"]] = row
-            kept.write(json.dumps(row) + "\n")
-            kept.flush()
-            print(json.dumps(row), flush=True)
+    run_and_keep(_rerun, todo, store, done, args.workers)
     rows = [done[_key(d)] for d in drawn]  # in draw order
     moved = [d for d, r in zip(drawn, rows) if _change(r) > LIMIT]
     if args.control and moved:
         todo = [d for d in moved if _key(d) + "-x1" not in done]
         print(f"control: {len(moved)} moved points, {len(todo)} to re-run alone at 1x", flush=True)
-        with ProcessPoolExecutor(args.workers) as pool, store.open("a") as kept:
-            for row in pool.map(_control, todo):
-                done[row["key"]] = row
-                kept.write(json.dumps(row) + "\n")
-                kept.flush()
-                print(json.dumps(row), flush=True)
+        run_and_keep(_control, todo, store, done, args.workers)
     controls = {_key(d): done[_key(d) + "-x1"] for d in moved if args.control and _key(d) + "-x1" in done}
     signed = [r["after"] / r["before"] - 1 if r["before"] else 0.0 for r in rows]
     changes = [abs(c) for c in signed]

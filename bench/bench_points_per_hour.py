@@ -6,7 +6,8 @@ twice in the same worker, one after the other: with the protocol and search the 
 rule, every trial to its end) and with the default doubling protocol and the same learning rates and batch sizes
 under successive halving. A point counts as converged when its result says so: at the achievable ceiling, or
 the doubling test holds on its own histories (a plateau-rule result is judged by the same test after the fact).
-Converged points per hour is each protocol's count over the hours it spent. Figures go to BENCHMARKS.md.
+Converged points per hour is each protocol's count over the hours it spent. Figures go to BENCHMARKS.md; each
+measured point is kept in ``runs/bench/points-per-hour-seed<SEED>.jsonl`` as it lands, so a killed run resumes.
 
     python bench/bench_points_per_hour.py [--points 16] [--seed 0] [--workers 2]
 """
@@ -17,16 +18,31 @@ import argparse
 import dataclasses
 import random
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import cpu_name, measure_alone, render_section, write_section  # noqa: E402
+from benchlib import cpu_name, kept_rows, measure_alone, render_section, run_and_keep, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench_points_per_hour:start -->", "<!-- bench_points_per_hour:end -->"
 CONFIG = ROOT / "baselines" / "baseline.toml"
+
+
+def _judged(result: Any, protocol: Any) -> bool:
+    """Converged as the result says, or (a plateau-rule result, which carries no verdict) as the doubling test of
+    ``protocol`` says on its own histories after the fact."""
+    from memtasks.fitting.convergence import assess
+
+    if result.converged is not None:
+        return bool(result.converged)
+    got = assess(result.history, result.lr_history, tolerance=protocol.tolerance, min_steps=protocol.min_steps,
+                 max_decays=protocol.max_decays)
+    return bool(got and got["converged"])
+
+
+def _key(point: Any) -> str:
+    return f"{point.task}/{point.cell}/{point.n_examples}/{point.seed}"
 
 
 def _both(point: Any) -> dict[str, Any]:
@@ -41,9 +57,9 @@ def _both(point: Any) -> dict[str, Any]:
                                    search=dataclasses.replace(point.search, halving=True))
     old, old_s = measure_alone(old_spec)
     new, new_s = measure_alone(new_spec)
-    return {"task": point.task, "cell": point.cell, "n": point.n_examples, "seed": point.seed,
-            "old": (old.best["bits_per_param"], old.converged, old.steps, old_s),
-            "new": (new.best["bits_per_param"], new.converged, new.steps, new_s)}
+    return {"key": _key(point), "task": point.task, "cell": point.cell, "n": point.n_examples, "seed": point.seed,
+            "old": (old.best["bits_per_param"], _judged(old, new_spec.protocol), old.steps, old_s),
+            "new": (new.best["bits_per_param"], _judged(new, new_spec.protocol), new.steps, new_s)}
 
 
 def main() -> None:
@@ -51,14 +67,21 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--resume", type=Path, help="where finished points are kept (default: "
+                    "runs/bench/points-per-hour-seed<SEED>.jsonl)")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = ap.parse_args()
     from memtasks.sweeps.config import SweepConfig
 
     points = SweepConfig.load(CONFIG).points()
     drawn = random.Random(args.seed).sample(points, min(args.points, len(points)))
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(_both, drawn))
+    store = args.resume or Path("runs/bench") / f"points-per-hour-seed{args.seed}.jsonl"
+    done = kept_rows(store)
+    todo = [p for p in drawn if _key(p) not in done]
+    print(f"{len(drawn) - len(todo)} of {len(drawn)} drawn points already measured in {store}; {len(todo)} to run",
+          flush=True)
+    run_and_keep(_both, todo, store, done, args.workers)
+    rows = [done[_key(p)] for p in drawn]  # in draw order
     table = ["| setting | cell | examples | seed | plateau rule: bits/param | converged | steps | s | "
              "doubling rule: bits/param | converged | steps | s |", "|---|---|---:|---:|" + "---:|---|---:|---:|" * 2]
     for r in rows:
@@ -74,6 +97,13 @@ def main() -> None:
                f"({per_hour['old']:.0f} per hour). Doubling rule with halving: {rate['new'][0]} of {len(rows)} in "
                f"{rate['new'][1] * 60:.1f} min ({per_hour['new']:.0f} per hour): **×{ratio:.1f}** converged points "
                "per hour.")
+    differ = [r for r in rows if r["old"][2] != r["new"][2]]
+    verdict += (f" {len(rows) - len(differ)} of {len(rows)} points trained the same steps under both rules (each stopped "
+                "before either rule acted); the rules differ only on "
+                f"{len(differ)}: " + "; ".join(
+                    f"{r['cell']} on {r['task']} ({r['n']} examples) {r['old'][2]:,} → {r['new'][2]:,} steps, "
+                    f"{'converged' if r['old'][1] else 'unconverged'} → {'converged' if r['new'][1] else 'unconverged'}"
+                    for r in differ) + ".")
     section = render_section(
         START, END, "Converged points per hour: doubling rule against plateau rule",
         f"{len(rows)} points drawn at random (seed {args.seed}) from the {len(points)} points of "

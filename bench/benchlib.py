@@ -1,10 +1,13 @@
-"""Helpers shared by the benchmark scripts: the CPU's name and writing a marked section of BENCHMARKS.md."""
+"""Helpers shared by the benchmark scripts: the CPU's name, writing a marked section of BENCHMARKS.md, and keeping
+each finished row of a long benchmark so that it resumes."""
 
 from __future__ import annotations
 
 import platform
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def cpu_name() -> str:
@@ -61,3 +64,39 @@ def measure_alone(spec: object) -> tuple[object, float]:
     started = time.perf_counter()
     measure([resolve(spec)], lambda _, r, __: got.append(r))  # type: ignore[arg-type]
     return got[0], time.perf_counter() - started
+
+
+def kept_rows(store: Path) -> dict[str, dict]:
+    """The rows a resumable benchmark has kept in ``store`` (one JSON object a line, each with a ``key``)."""
+    import json
+
+    if not store.exists():
+        return {}
+    rows = {}
+    for line in store.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # the line a kill cut short: that point runs again
+            continue
+        if isinstance(row, dict) and row.get("key"):
+            rows[row["key"]] = row
+    return rows
+
+
+def run_and_keep(fn: Callable[[Any], dict], todo: Sequence[Any], store: Path, done: dict[str, dict],
+                 workers: int) -> None:
+    """``fn`` over ``todo`` on ``workers`` processes; each row (a dict with a ``key``) is appended to ``store``,
+    added to ``done`` and printed as it lands, so a killed benchmark resumes where it stopped."""
+    import json
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if not todo:
+        return
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(workers) as pool, store.open("a") as kept:
+        for future in as_completed([pool.submit(fn, item) for item in todo]):  # in the order they finish
+            row = future.result()
+            done[row["key"]] = row
+            kept.write(json.dumps(row) + "\n")
+            kept.flush()
+            print(json.dumps(row), flush=True)

@@ -97,14 +97,18 @@ def assess(history: Sequence[Mapping[str, Any]], lr_history: Sequence[Mapping[st
            min_steps: int, max_decays: int, stop_reason: str | None = None) -> dict[str, Any] | None:
     """A result's convergence evidence from its (possibly thinned) histories: the last doubling at its last
     evaluation and whether it converged (at the achievable ceiling, or the test says stop; never after a stop
-    outside :data:`JUDGED_STOPS`). None without two evaluations. Thinning keeps the evaluations this needs (see
+    outside :data:`JUDGED_STOPS`). None before a doubling can be judged (fewer than two evaluations), unless one is
+    at the ceiling (a window of its last evaluation alone, converged). Thinning keeps the evaluations this needs (see
     :func:`thin`), so the validator gets the same."""
     steps = [int(e["step"]) for e in history]
     best = running_best([float(e["train"]["bits"]) for e in history])
     w = window(steps, best, decays_of(lr_history), tolerance=tolerance, min_steps=min_steps, max_decays=max_decays)
+    at_ceiling = any(e["train"].get("at_ceiling") for e in history)
+    if w is None and at_ceiling:  # at the ceiling before a doubling could be judged: nothing is left to gain
+        w = Window(from_step=steps[-1], to_step=steps[-1], from_bits=best[-1], to_bits=best[-1], gain=0.0, flat=True,
+                   action="stop")
     if w is None:
         return None
-    at_ceiling = any(e["train"].get("at_ceiling") for e in history)
     judged = stop_reason is None or stop_reason in JUDGED_STOPS
     return w.evidence(tolerance, converged=judged and (at_ceiling or w.action == "stop"))
 

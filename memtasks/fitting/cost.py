@@ -48,8 +48,12 @@ def search_steps(m: Measurement) -> int:
 
 def worst_case_seconds(m: Measurement) -> float:
     """Seconds to train every trial of ``m``'s search as long as the search lets it (:func:`search_steps`), at
-    worst: its exact parameter count, its largest batch and its model's length."""
-    return search_steps(m) * trial_step_seconds(m.params_total, max(m.spec.search.batch_sizes), m.layout.length)
+    worst: its exact parameter count, its largest batch (one larger than the training set trains the whole set) and
+    its model's length."""
+    batch = max(m.spec.search.batch_sizes)
+    if isinstance(m.task.spec.kwargs.get("n_examples"), int):  # a task without the kwarg: the batch as given
+        batch = min(batch, max(m.task.spec.kwargs["n_examples"], 1))
+    return search_steps(m) * trial_step_seconds(m.params_total, batch, m.layout.length)
 
 
 def specs_seconds(specs: Iterable[MeasurementSpec]) -> list[float]:

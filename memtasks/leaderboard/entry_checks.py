@@ -119,11 +119,12 @@ def _check_convergence(report: Report, key: str, entry: dict[str, Any], protocol
     if not isinstance(claim, dict) or not isinstance(claim.get("converged"), bool):
         report.add(key, "has no convergence evidence (the doubling test's window and verdict)")
         return
-    if not isinstance(history, list) or len(history) < 2 or not all(
+    if not isinstance(history, list) or not all(
             isinstance(e, dict) and type(e.get("step")) is int and isinstance(e.get("train"), dict)
-            and isinstance(e["train"].get("bits"), (int, float)) for e in history):
-        report.add(key, "its evaluation history is missing or truncated (at least two evaluations, each with a "
-                        "step and training bits, are needed to recheck convergence)")
+            and isinstance(e["train"].get("bits"), (int, float)) for e in history) or not (
+            len(history) >= 2 or len(history) == 1 and history[0]["train"].get("at_ceiling") is True):
+        report.add(key, "its evaluation history is missing or truncated (at least two evaluations, or one at the "
+                        "ceiling, each with a step and training bits, are needed to recheck convergence)")
         return
     steps = [e["step"] for e in history]
     if steps != sorted(set(steps)) or steps[-1] != entry["steps"] and entry["stop_reason"] != "diverged":

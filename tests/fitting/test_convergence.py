@@ -35,6 +35,15 @@ def test_the_verdicts_of_the_doubling_test():
     assert _window([1.0]) is None
 
 
+def test_a_trial_at_the_ceiling_at_its_first_evaluation_converged():
+    def ev(step, bits, at_ceiling):
+        return {"step": step, "train": {"bits": bits, "at_ceiling": at_ceiling}}
+    rates = [{"step": 0, "lr": 0.01}]
+    got = assess([ev(10, 16.0, True)], rates, **RULE, stop_reason="ceiling")
+    assert got["converged"] and (got["from_step"], got["to_step"], got["gain"]) == (10, 10, 0.0)
+    assert assess([ev(10, 12.0, False)], rates, **RULE) is None  # one evaluation short of it: no evidence
+
+
 def test_a_running_best_never_falls_and_decays_are_read_from_the_rates():
     assert running_best([1.0, 3.0, 2.0, 4.0]) == [1.0, 3.0, 3.0, 4.0]
     lrs = [{"step": 0, "lr": 0.01}, {"step": 500, "lr": 0.003}, {"step": 900, "lr": 0.0009}]

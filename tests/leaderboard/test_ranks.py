@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memtasks.fitting.cost import search_steps
+from memtasks.fitting.cost import search_steps, trial_step_seconds, worst_case_seconds
 from memtasks.fitting.spec import resolve
 from memtasks.leaderboard.scores import compute_scores, entry_convergence, shared_ranks, spread
 from memtasks.leaderboard.submission import compact
@@ -66,3 +66,5 @@ def test_core_v0_keeps_its_rule_and_core_v1_halves_under_the_doubling_test():
     lo = p1.protocol.min_steps
     assert search_steps(m) == 4 * lo + 2 * lo + (budget - 2 * lo)
     assert search_steps(resolve(p0)) == 3 * 6000
+    # its batch of 2048 trains the whole set, and the estimate counts what trains
+    assert worst_case_seconds(m) == search_steps(m) * trial_step_seconds(m.params_total, n, m.layout.length)

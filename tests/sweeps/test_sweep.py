@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from memtasks.cli import main
+from memtasks.fitting.cost import trial_step_seconds
 from memtasks.fitting.protocol import DEFAULT_LRS
 from memtasks.fitting.result import RunResult
 from memtasks.fitting.spec import resolve
@@ -126,7 +127,11 @@ def test_overrides_widen_the_search_and_budget_of_the_points_they_select():
     assert len(small.search) == 6 and resolve(small).spec.protocol.max_steps == 40
     # points with other settings train in their own job, and the worst case counts each point's own search
     assert len(group_points(cfg.points())) == 2 * len(group_points(config().points()))
-    assert estimate_hours([small], 1) == pytest.approx(4 * 6 * estimate_hours([large], 1))
+    # 4x the steps and 6x the trials; each step of the smaller set costs its 12 examples, not the batch of 64
+    m_small, m_large = resolve(small), resolve(large)
+    per_step = (trial_step_seconds(m_small.params_total, 12, m_small.layout.length)
+                / trial_step_seconds(m_large.params_total, 24, m_large.layout.length))
+    assert estimate_hours([small], 1) == pytest.approx(4 * 6 * per_step * estimate_hours([large], 1))
     assert SweepConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(SweepError, match=r"\[\[overrides\]\] #1 protocol: max_steps must be a positive integer"):
         config(overrides=[{"n_examples": [12], "protocol": {"max_steps": 0}}]).validate()
