@@ -75,10 +75,22 @@ def _run_study(name: str, cells: list[str] | None, scale: float, out_dir: Path |
         configs = study.configs(cells or study.default_cells, scale)
         writable_dir(target)
         show = sys.stderr.isatty() if progress is None else progress
-        run = common.run_sweeps(configs, root, backend=backend, workers=workers, device=device, address=address,
-                                console=err, progress=show, yes=yes)
+        sweeps = dict(backend=backend, workers=workers, device=device, address=address, console=err, progress=show,
+                      yes=yes)
+        run = common.run_sweeps(configs, root, **sweeps)
         if run.failed:
             raise Failure(f"{run.failed} run(s) failed (listed above); run the study again to retry them")
+        # sweeps chosen from the results so far (a check at each cell's peak, a search's next round), until none
+        while study.followup is not None and (more := study.followup(configs, run.results)):
+            if {c.name for c in more} <= {c.name for c in configs}:
+                raise Failure(f"study {name}: its followup asks again for sweeps it has run "
+                              f"({', '.join(c.name for c in more)})")
+            then = common.run_sweeps(more, root, **sweeps)
+            if then.failed:
+                raise Failure(f"{then.failed} run(s) failed (listed above); run the study again to retry them")
+            configs, run = [*configs, *more], common.StudyRun(run.results + then.results,
+                                                              run.wall_time_s + then.wall_time_s,
+                                                              run.failed + then.failed)
         results = study.trim(run.results)
         export_jsonl(results, target / "results.jsonl", keep_history=study.keeps_history)
         if study.collect is not None:
@@ -116,8 +128,9 @@ def study_group() -> None:
 @study_group.command("capacity", short_help="Bits stored per parameter, per cell (Collins et al. 2017).")
 @_study_options
 def capacity_cmd(**kw: Any) -> None:
-    """Bits stored per parameter (Collins et al. 2017): every cell at four parameter budgets, training sets of
-    0.5 to 8 bits per parameter, and a check with four times the steps."""
+    """Bits stored per parameter (Collins et al. 2017): every cell at two parameter budgets on training sets of
+    1 to 4 bits per parameter, each point trained until the doubling test shows more steps would not change it
+    (or its cap), then a check of each converged peak with four times the steps."""
     _run_study("capacity", **kw)
 
 

@@ -42,6 +42,9 @@ class Study:
     files: tuple[str, ...] = ()
     #: ``collect(configs, runs_root, folder)`` fills ``files`` in ``folder`` from the finished sweeps.
     collect: Callable[[Sequence[SweepConfig], Path, Path], None] | None = None
+    #: ``followup(configs, results)``: sweeps that depend on the first ones' results (a check at each cell's
+    #: best point, say), run after them; their runs join the study's results.
+    followup: Callable[[Sequence[SweepConfig], Sequence[RunResult]], list[SweepConfig]] | None = None
 
     def __post_init__(self) -> None:
         if self.files and self.collect is None:

@@ -2,28 +2,77 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import pytest
 
+from memtasks.fitting.result import RunResult
 from memtasks.studies import capacity, per_unit
 from memtasks.studies.common import StudyError, sweep_name
 from tests.helpers import ROOT, assert_bad_input, run, same_up_to_rounding
 
 
-def test_the_capacity_grid_reaches_past_five_bits_per_parameter_at_four_budgets():
-    main, check = capacity.configs()
+def test_the_capacity_grid_trains_to_convergence_and_checks_each_cells_peak():
+    (main,) = capacity.configs()
     assert main.cells == ["rnn", "irnn", "lstm", "gru", "ugrnn", "intersection", "nlstm", "mlp"]
-    assert len(main.params) >= 4 and max(main.bits_per_param) > 5 > min(main.bits_per_param)
-    assert main.protocol["max_steps"] == capacity.MAX_STEPS and main.seeds == [0, 1]
-    assert check.params == [min(main.params)] and check.bits_per_param == [max(main.bits_per_param)]
-    assert check.protocol["max_steps"] == capacity.CHECK_FACTOR * capacity.MAX_STEPS
-    scaled, _ = capacity.configs(scale=4)
+    assert len(main.params) >= 2 and main.seeds == [0, 1] and main.bits_per_param == list(capacity.BITS_PER_PARAM)
+    assert main.protocol["rule"] == "doubling" and main.protocol["max_steps"] == capacity.MAX_STEPS
+    assert main.protocol["min_steps"] == capacity.MIN_STEPS and main.search_spec().halving
+    (scaled,) = capacity.configs(scale=4)
     assert scaled.protocol["max_steps"] == 4 * capacity.MAX_STEPS and scaled.seeds == list(range(8))
     assert scaled.name != main.name and capacity.configs(["gru"])[0].name == "study-capacity-gru"
     with pytest.raises(StudyError, match="scale must be a positive number"):
         capacity.configs(scale=0)
+
+
+def _capacity_run(cell: str, params: int, size: float, bits: float, steps: int, converged: bool) -> RunResult:
+    """A finished capacity run as the grid writes it, with only what the study reads."""
+    return RunResult(
+        memtasks_version="0", created="", task={"id": capacity.TASK, "kwargs": {}, "n_examples": 10},
+        cell={"name": cell, "params_total": params}, protocol={"max_steps": steps}, search={}, status="completed",
+        stop_reason="converged" if converged else "budget", steps=steps, evaluations=2,
+        best={"step": steps, "train": {"bits": bits, "fraction_of_ceiling": 0.5}},  # type: ignore[typeddict-item]
+        final=None, steps_to_ceiling={}, history=[], lr_history=[], trials=[], selected_trial=0, wall_time_s=0.0,
+        train_time_s=0.0, eval_time_s=0.0, batched_with=1, environment={}, convergence={"converged": converged},
+        extra={"sweep_point": {"params": params, "bits_per_param": size, "seed": 0}})
+
+
+def test_the_budget_check_follows_each_cells_peak():
+    """The check is chosen from the grid's results: each cell at the budget and size where it stored the most, with
+    four times the cap, passes and min_steps; peaks that cells share are one sweep; after it, nothing more."""
+    (grid,) = capacity.configs(["rnn", "gru", "lstm"])
+    runs = [_capacity_run("rnn", 500, 2.0, 600, 64_000, True), _capacity_run("rnn", 1000, 2.0, 1300, 64_000, False),
+            _capacity_run("gru", 500, 4.0, 700, 64_000, True), _capacity_run("gru", 1000, 1.0, 650, 64_000, True),
+            _capacity_run("lstm", 1000, 2.0, 1500, 64_000, True)]
+    runs += [_capacity_run("ugrnn", 1000, 2.0, 1500, 64_000, True), _capacity_run("ugrnn", 1000, 1.0, 900, 64_000, True)]
+    # a peak is the size with the most bits over seeds; one seed short of converged keeps it from the check
+    mixed = dataclasses.replace(_capacity_run("irnn", 500, 2.0, 650, 64_000, False), extra={"sweep_point": {
+        "params": 500, "bits_per_param": 2.0, "seed": 1}})
+    runs += [_capacity_run("irnn", 500, 2.0, 640, 64_000, True), mixed]
+    checks = capacity.followup([grid], runs)  # rnn's and irnn's peaks are not converged: lower bounds, not re-run
+    assert [(c.cells, c.params, c.bits_per_param) for c in checks] == [
+        (["gru"], [500], [4.0]), (["lstm", "ugrnn"], [1000], [2.0])]
+    for c in checks:
+        assert c.name.startswith(grid.name + "-check-") and c.seeds == grid.seeds and c.search == grid.search
+        for key in ("max_steps", "passes", "min_steps"):
+            assert c.protocol[key] == capacity.CHECK_FACTOR * grid.protocol[key]
+    assert capacity.followup([grid, *checks], runs) == []
+    # the check's row compares each peak at both protocols
+    longer = [_capacity_run("rnn", 1000, 2.0, 1313, 256_000, True)]
+    (row,) = capacity.budget_check(capacity.points(runs + longer))
+    assert (row["cell"], row["steps"], row["long_steps"]) == ("rnn", 64_000, 256_000)
+    assert row["gain"] == pytest.approx(1.01) and (row["unconverged"], row["long_unconverged"]) == (1, 0)
+    # the README's section: the checked peaks' verdict, and the peaks left out by name
+    best = capacity.best_by_cell(capacity.capacity_by_budget(capacity.points(runs)))
+    text = capacity._check_text([{**row, "cell": "lstm"}], best)
+    assert "1 of 1 peaks moved by 2% or less" in text and "Not re-run: rnn, irnn," in text
+    assert "stayed within that" in text and "rose by more" not in text and "fell by more" not in text
+    moved = capacity._check_text([{**row, "cell": "lstm", "gain": 1.03}, {**row, "cell": "gru", "gain": 0.97}], best)
+    assert "0 of 2 peaks moved by 2% or less" in moved and "rose by more" in moved and "fell by more" in moved
+    assert "stayed within that" not in moved
+    assert capacity._check_text([], best).startswith("The budget check was not run.")
 
 
 def test_the_per_unit_grid_spans_a_quarter_to_four_times_the_units():
@@ -66,14 +115,22 @@ def test_capacity_study_end_to_end_at_a_tiny_size(tmp_path):
     assert {"results.jsonl", "study.json", "capacity.csv", "best.csv", "bits_vs_params.png",
             "bits_vs_params.json", "README.md"} <= names
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 4 * 5 + 1  # four budgets x five sizes x one seed, and the budget check
+    grid = len(capacity.BUDGETS) * len(capacity.BITS_PER_PARAM)
+    every = [RunResult.from_dict(json.loads(line)) for line in lines]
+    runs = [r for r in every if r.protocol["max_steps"] == min(r.protocol["max_steps"] for r in every)]
+    assert len(runs) == grid
+    peak = capacity.best_by_cell(capacity.capacity_by_budget(capacity.points(runs)))[0]
+    checked = not peak["peak_unconverged"]  # a converged peak is re-run with 4x the steps, a lower bound is not
+    assert len(lines) == grid + checked  # the budgets x sizes x one seed, and the check at the peak
     study = json.loads((out / "study.json").read_text())
-    assert study["study"] == "capacity" and study["wall_time_s"] > 0 and len(study["sweeps"]) == 2
+    assert study["study"] == "capacity" and study["wall_time_s"] > 0 and len(study["sweeps"]) == 1 + checked
+    assert not checked or "-check-" in study["sweeps"][1]["name"]
     plotted = json.loads((out / "bits_vs_params.json").read_text())
-    assert len(plotted["bits_vs_params"]["rnn"]["params"]) == 4
+    assert len(plotted["bits_vs_params"]["rnn"]["params"]) == len(capacity.BUDGETS)
     readme = (out / "README.md").read_text()
     assert "5 bits per parameter" in readme and "memtasks study capacity --cells rnn" in readme
     assert "Would more steps change it?" in readme and "| rnn |" in readme
+    assert ("Not re-run: rnn" in readme) == (not checked)
     # the outputs are a pure function of results.jsonl and study.json
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     again = run("study", "capacity", "--from", str(out))
@@ -153,3 +210,33 @@ def test_the_committed_studies_regenerate_from_their_results(study, files, tmp_p
     info = json.loads((folder / "study.json").read_text())
     assert info["command"] == f"memtasks study {study} --workers 2" and info["failed"] == 0
     assert info["wall_time_s"] < 3600  # each study within the hour on the 2-core machine it reports
+
+
+def test_a_studys_followup_runs_after_its_sweeps_until_it_returns_none(tmp_path, monkeypatch):
+    """Sweeps chosen from the results so far run after the study's own, one round at a time, join its results and
+    its study.json, and resume like the rest."""
+    from memtasks.studies import registry
+
+    rounds = []
+
+    def followup(done, results):
+        rounds.append((len(done), len(results)))
+        if len(done) == 3:
+            return []
+        last = done[-1]
+        return [dataclasses.replace(last, name=f"{done[0].name}-round{len(done)}", params=[500], bits_per_param=[1.0],
+                                    protocol={**last.protocol, "max_steps": 2 * last.protocol["max_steps"]})]
+
+    study = dataclasses.replace(registry.get("capacity"), followup=followup)
+    monkeypatch.setitem(registry._STUDIES, "capacity", study)
+    args = ("study", "capacity", "--cells", "rnn", "--scale", "0.002", "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    grid = len(capacity.BUDGETS) * len(capacity.BITS_PER_PARAM)
+    assert rounds == [(1, grid), (2, grid + 1), (3, grid + 2)]
+    info = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert [s["name"].rsplit("-", 1)[-1] for s in info["sweeps"][1:]] == ["round1", "round2"]
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == grid + 2
+    again = run(*args)
+    assert again.exit_code == 0 and again.stderr.count(" 0 to run") == 3  # nothing trained twice
