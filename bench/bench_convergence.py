@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import cpu_name, kept_rows, measure_alone, render_section, run_and_keep, write_section  # noqa: E402
+from benchlib import cpu_name, measure_alone, render_section, run_and_keep, run_kept, write_section  # noqa: E402
 
 START, END = "<!-- bench_convergence:start -->", "<!-- bench_convergence:end -->"
 FACTOR = 4
@@ -110,11 +110,7 @@ def main() -> None:
     pool_ = [d for d in results if d["convergence"]["converged"]] if args.converged_only else results
     drawn = random.Random(args.seed).sample(pool_, min(args.points, len(pool_)))
     store = args.resume or Path("runs/bench") / f"convergence-seed{args.seed}.jsonl"
-    done = kept_rows(store)
-    todo = [d for d in drawn if _key(d) not in done]
-    print(f"{len(drawn) - len(todo)} of {len(drawn)} drawn points already re-run in {store}; {len(todo)} to run",
-          flush=True)
-    run_and_keep(_rerun, todo, store, done, args.workers)
+    done = run_kept(_rerun, drawn, _key, store, args.workers)
     rows = [done[_key(d)] for d in drawn]  # in draw order
     moved = [d for d, r in zip(drawn, rows) if _change(r) > LIMIT]
     if args.control and moved:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import cpu_name, kept_rows, measure_alone, render_section, run_and_keep, write_section  # noqa: E402
+from benchlib import cpu_name, measure_alone, render_section, run_kept, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench_points_per_hour:start -->", "<!-- bench_points_per_hour:end -->"
@@ -76,11 +76,7 @@ def main() -> None:
     points = SweepConfig.load(CONFIG).points()
     drawn = random.Random(args.seed).sample(points, min(args.points, len(points)))
     store = args.resume or Path("runs/bench") / f"points-per-hour-seed{args.seed}.jsonl"
-    done = kept_rows(store)
-    todo = [p for p in drawn if _key(p) not in done]
-    print(f"{len(drawn) - len(todo)} of {len(drawn)} drawn points already measured in {store}; {len(todo)} to run",
-          flush=True)
-    run_and_keep(_both, todo, store, done, args.workers)
+    done = run_kept(_both, drawn, _key, store, args.workers)
     rows = [done[_key(p)] for p in drawn]  # in draw order
     table = ["| setting | cell | examples | seed | plateau rule: bits/param | converged | steps | s | "
              "doubling rule: bits/param | converged | steps | s |", "|---|---|---:|---:|" + "---:|---|---:|---:|" * 2]

@@ -83,6 +83,17 @@ def kept_rows(store: Path) -> dict[str, dict]:
     return rows
 
 
+def run_kept(fn: Callable[[Any], dict], items: Sequence[Any], key: Callable[[Any], str], store: Path,
+             workers: int) -> dict[str, dict]:
+    """Every row of ``items`` (``key`` names each): those ``store`` already keeps, the rest run and kept by
+    :func:`run_and_keep`."""
+    done = kept_rows(store)
+    todo = [item for item in items if key(item) not in done]
+    print(f"{len(items) - len(todo)} of {len(items)} drawn points already in {store}; {len(todo)} to run", flush=True)
+    run_and_keep(fn, todo, store, done, workers)
+    return done
+
+
 def run_and_keep(fn: Callable[[Any], dict], todo: Sequence[Any], store: Path, done: dict[str, dict],
                  workers: int) -> None:
     """``fn`` over ``todo`` on ``workers`` processes; each row (a dict with a ``key``) is appended to ``store``,

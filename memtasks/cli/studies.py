@@ -75,22 +75,20 @@ def _run_study(name: str, cells: list[str] | None, scale: float, out_dir: Path |
         configs = study.configs(cells or study.default_cells, scale)
         writable_dir(target)
         show = sys.stderr.isatty() if progress is None else progress
-        sweeps = dict(backend=backend, workers=workers, device=device, address=address, console=err, progress=show,
-                      yes=yes)
-        run = common.run_sweeps(configs, root, **sweeps)
-        if run.failed:
-            raise Failure(f"{run.failed} run(s) failed (listed above); run the study again to retry them")
-        # sweeps chosen from the results so far (a check at each cell's peak, a search's next round), until none
-        while study.followup is not None and (more := study.followup(configs, run.results)):
-            if {c.name for c in more} <= {c.name for c in configs}:
-                raise Failure(f"study {name}: its followup asks again for sweeps it has run "
-                              f"({', '.join(c.name for c in more)})")
-            then = common.run_sweeps(more, root, **sweeps)
+        # its sweeps, then those its followup chooses from the results so far (a check at each cell's peak, a
+        # search's next round), until it chooses none
+        more, configs, run = configs, [], common.StudyRun([], 0.0, 0)
+        while more:
+            then = common.run_sweeps(more, root, backend=backend, workers=workers, device=device, address=address,
+                                     console=err, progress=show, yes=yes)
             if then.failed:
                 raise Failure(f"{then.failed} run(s) failed (listed above); run the study again to retry them")
             configs, run = [*configs, *more], common.StudyRun(run.results + then.results,
-                                                              run.wall_time_s + then.wall_time_s,
-                                                              run.failed + then.failed)
+                                                              run.wall_time_s + then.wall_time_s, 0)
+            more = study.followup(configs, run.results) if study.followup is not None else []
+            if more and {c.name for c in more} <= {c.name for c in configs}:
+                raise Failure(f"study {name}: its followup asks again for sweeps it has run "
+                              f"({', '.join(c.name for c in more)})")
         results = study.trim(run.results)
         export_jsonl(results, target / "results.jsonl", keep_history=study.keeps_history)
         if study.collect is not None:

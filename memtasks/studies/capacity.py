@@ -60,19 +60,16 @@ def protocol(scale: float = 1.0) -> dict[str, Any]:
             "min_steps": common.scaled_steps(MIN_STEPS, scale)}
 
 
-def _shared(cells: Sequence[str], scale: float) -> dict[str, Any]:
-    size = STUDY.size(cells, scale)
-    return dict(tasks=[TASK], cells=list(cells), seq_len=[SEQ_LEN], seeds=size.seeds(SEEDS), embed_dim=EMBED_DIM,
-                search={"lr": list(LRS), "batch_size": [1_000_000]}, task_kwargs={"n_test": 100})
-
-
 def configs(cells: Sequence[str] = common.DEFAULT_CELLS, scale: float = 1.0, budgets: Sequence[int] = BUDGETS,
             bits_per_param: Sequence[float] = BITS_PER_PARAM) -> list[Any]:
     """The study's grid (its budget check follows from the grid's results: :func:`followup`)."""
     from memtasks.sweeps.config import SweepConfig
 
-    return [SweepConfig(name=STUDY.size(cells, scale).name, bits_per_param=list(bits_per_param), params=list(budgets),
-                        protocol=protocol(scale), **_shared(cells, scale))]
+    size = STUDY.size(cells, scale)
+    return [SweepConfig(name=size.name, tasks=[TASK], cells=list(cells), seq_len=[SEQ_LEN], seeds=size.seeds(SEEDS),
+                        embed_dim=EMBED_DIM, bits_per_param=list(bits_per_param), params=list(budgets),
+                        search={"lr": list(LRS), "batch_size": [1_000_000]}, task_kwargs={"n_test": 100},
+                        protocol=protocol(scale))]
 
 
 def followup(done: Sequence[Any], results: Sequence[RunResult]) -> list[Any]:
